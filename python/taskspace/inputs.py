@@ -1,0 +1,149 @@
+"""Checking and coercing what users pass in: texts, labels, soft labels, vectors, thread counts.
+
+Everything here raises a clear :class:`TypeError` or :class:`InvalidInputError` naming the argument
+and, where it helps, the offending index, so that nothing malformed reaches the Rust core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from taskspace._core import MAX_LABELS
+from taskspace.errors import InvalidInputError
+
+#: Rows of soft labels must sum to 1 within this tolerance.
+SOFT_LABEL_TOLERANCE = 1e-3
+
+
+def texts_list(texts: Any, what: str = "texts") -> list[str]:
+    """A non-empty list of str from a sequence (list, tuple, 1-D array) of str."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of str, not a single {type(texts).__name__}")
+    if isinstance(texts, np.ndarray):
+        if texts.ndim != 1:
+            raise InvalidInputError(f"{what} must be 1-D, got an array of shape {texts.shape}")
+        texts = texts.tolist()
+    if not isinstance(texts, Sequence):
+        try:
+            texts = list(texts)
+        except TypeError:
+            raise TypeError(f"{what} must be a sequence of str, got {type(texts).__name__}") from None
+    out = list(texts)
+    if not out:
+        raise InvalidInputError(f"{what} is empty")
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"{what}[{i}] must be str, got {type(t).__name__}")
+    return out
+
+
+def check_encodable(texts: list[str], what: str) -> None:
+    """Raise a clear error for strings that are not valid Unicode (lone surrogates)."""
+    for i, t in enumerate(texts):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidInputError(f"{what}[{i}] is not valid Unicode: {e.reason}") from None
+
+
+def same_length(n: int, other: int, what: str) -> None:
+    if n != other:
+        raise InvalidInputError(f"{what} has {other} items but texts has {n}")
+
+
+def hard_labels(labels: Any, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """One-hot float32 (n, C) rows and the label names (sorted) from a sequence of str/int labels."""
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1:
+            raise InvalidInputError(f"labels must be 1-D (or an (n, C) float array), got shape {labels.shape}")
+        labels = labels.tolist()
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+        raise TypeError(f"labels must be a sequence of str or int, got {type(labels).__name__}")
+    same_length(n, len(labels), "labels")
+    keys: list[str] = []
+    kinds: set[type] = set()
+    for i, lab in enumerate(labels):
+        if isinstance(lab, bool) or not isinstance(lab, (str, int, np.integer)):
+            raise TypeError(f"labels[{i}] must be str or int, got {type(lab).__name__}")
+        kinds.add(str if isinstance(lab, str) else int)
+        keys.append(lab if isinstance(lab, str) else str(int(lab)))
+    if len(kinds) > 1:
+        raise TypeError("labels mix str and int; use one type")
+    names = tuple(sorted(set(keys)))
+    if len(names) > MAX_LABELS:
+        raise InvalidInputError(f"{len(names)} distinct labels; label mode supports at most {MAX_LABELS}")
+    index = {name: j for j, name in enumerate(names)}
+    y = np.zeros((n, len(names)), dtype=np.float32)
+    y[np.arange(n), [index[k] for k in keys]] = 1.0
+    return y, names
+
+
+def soft_labels(labels: Any, n: int) -> np.ndarray:
+    """Validated float32 (n, C) label distributions."""
+    arr = np.asarray(labels)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"soft labels must be a numeric (n, C) array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise InvalidInputError(f"soft labels must be 2-D (n, C), got shape {arr.shape}")
+    same_length(n, arr.shape[0], "labels")
+    if arr.shape[1] < 1:
+        raise InvalidInputError("soft labels need at least one column")
+    if arr.shape[1] > MAX_LABELS:
+        raise InvalidInputError(f"{arr.shape[1]} label columns; label mode supports at most {MAX_LABELS}")
+    a64 = arr.astype(np.float64)
+    bad = ~np.isfinite(a64)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise InvalidInputError(f"soft labels contain NaN or infinity (row {row})")
+    if (a64 < 0).any():
+        row = int(np.argwhere(a64 < 0)[0][0])
+        raise InvalidInputError(f"soft labels contain negative values (row {row})")
+    sums = a64.sum(axis=1)
+    off = np.abs(sums - 1.0) > SOFT_LABEL_TOLERANCE
+    if off.any():
+        row = int(np.argmax(off))
+        raise InvalidInputError(
+            f"soft label rows must sum to 1 (±{SOFT_LABEL_TOLERANCE}); row {row} sums to {sums[row]:.6g}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def is_soft(labels: Any) -> bool:
+    """True when ``labels`` looks like an (n, C) numeric array rather than a sequence of label values."""
+    if isinstance(labels, np.ndarray):
+        return labels.ndim == 2
+    if isinstance(labels, Sequence) and not isinstance(labels, (str, bytes)) and len(labels) > 0:
+        first = labels[0]
+        return isinstance(first, (Sequence, np.ndarray)) and not isinstance(first, (str, bytes))
+    return False
+
+
+def n_threads(value: int | None) -> int:
+    """``None`` -> 0 (all cores); otherwise a positive int."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"n_threads must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise InvalidInputError(f"n_threads must be >= 1 (or None for all cores), got {value}")
+    return int(value)
+
+
+def matrix(x: Any, what: str) -> np.ndarray:
+    """A finite, C-contiguous float32 2-D array (a 1-D input becomes one row)."""
+    arr = np.asarray(x)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{what} must be a numeric array, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{what} must be 1-D or 2-D, got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise InvalidInputError(f"{what} has zero-length vectors")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise InvalidInputError(f"{what} contains NaN or infinity (or values too large for float32)")
+    return arr

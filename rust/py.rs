@@ -1,0 +1,214 @@
+//! Python bindings: the only file that knows about pyo3 and numpy.
+//!
+//! Thin by design: the Python package validates and coerces inputs (contiguous float32 arrays, lists
+//! of str, sizes) and gives the friendly messages; these functions copy what they need, release the
+//! GIL around the work and map `CoreError` to the package's exception classes.
+
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::error::CoreError;
+use crate::similarity::cosine_into;
+use crate::surrogate::{self, Config, Method, Mode, Stats};
+use crate::{hash, text};
+
+pyo3::create_exception!(_core, TaskspaceError, PyValueError, "Base class of taskspace's errors.");
+pyo3::create_exception!(_core, InvalidInputError, TaskspaceError, "An input or parameter is invalid.");
+pyo3::create_exception!(_core, NumericalError, TaskspaceError, "A quantity could not be computed.");
+
+fn to_py(e: CoreError) -> PyErr {
+    match e {
+        CoreError::InvalidInput(m) => InvalidInputError::new_err(m),
+        CoreError::Numerical(m) => NumericalError::new_err(m),
+    }
+}
+
+fn slice<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    a: &'a numpy::PyReadonlyArray<'_, T, D>,
+) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| InvalidInputError::new_err("array must be C-contiguous"))
+}
+
+/// The surrogate's numeric core for one validated configuration.
+#[pyclass(module = "taskspace._core", frozen)]
+struct SurrogateCore {
+    cfg: Config,
+}
+
+#[pymethods]
+impl SurrogateCore {
+    #[new]
+    #[pyo3(signature = (*, features, dim, seed, hash_bits, ridge, method))]
+    fn new(features: usize, dim: usize, seed: u64, hash_bits: u32, ridge: f64, method: &str) -> PyResult<Self> {
+        let method = Method::parse(method).map_err(to_py)?;
+        let cfg = Config::new(features, dim, seed, hash_bits, ridge, method).map_err(to_py)?;
+        Ok(Self { cfg })
+    }
+
+    /// Featurizes and encodes texts (and optional second texts) to an (n, features) float32 array.
+    #[pyo3(signature = (texts, text_pairs, namespace, n_threads))]
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        text_pairs: Option<Vec<String>>,
+        namespace: u8,
+        n_threads: usize,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let cfg = self.cfg.clone();
+        let out = py
+            .detach(|| {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let prefs: Option<Vec<&str>> = text_pairs.as_ref().map(|p| p.iter().map(String::as_str).collect());
+                surrogate::encode(&refs, prefs.as_deref(), namespace, &cfg, n_threads)
+            })
+            .map_err(to_py)?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+
+    /// Sufficient statistics of (features (n, h), outputs (n, c)) as a tuple
+    /// (n, sum_f, sum_y, ff, fy, yy) of flat float64 arrays.
+    #[pyo3(signature = (features, outputs, n_threads))]
+    #[allow(clippy::type_complexity)]
+    fn stats<'py>(
+        &self,
+        py: Python<'py>,
+        features: PyReadonlyArray2<'py, f32>,
+        outputs: PyReadonlyArray2<'py, f32>,
+        n_threads: usize,
+    ) -> PyResult<(u64, [Bound<'py, PyArray1<f64>>; 5])> {
+        let (h, c) = (features.shape()[1], outputs.shape()[1]);
+        if h != self.cfg.features {
+            return Err(InvalidInputError::new_err(format!(
+                "features have {h} columns, the surrogate has {}",
+                self.cfg.features
+            )));
+        }
+        let f = slice(&features)?;
+        let y = slice(&outputs)?;
+        let s = py.detach(|| Stats::accumulate(f, y, h, c, n_threads)).map_err(to_py)?;
+        Ok((
+            s.n,
+            [
+                PyArray1::from_vec(py, s.sum_f),
+                PyArray1::from_vec(py, s.sum_y),
+                PyArray1::from_vec(py, s.ff),
+                PyArray1::from_vec(py, s.fy),
+                PyArray1::from_vec(py, s.yy),
+            ],
+        ))
+    }
+
+    /// Task embedding (float32, length dim) from sufficient statistics.
+    #[pyo3(signature = (n, sum_f, sum_y, ff, fy, yy, mode))]
+    #[allow(clippy::too_many_arguments)]
+    fn embed<'py>(
+        &self,
+        py: Python<'py>,
+        n: u64,
+        sum_f: PyReadonlyArray1<'py, f64>,
+        sum_y: PyReadonlyArray1<'py, f64>,
+        ff: PyReadonlyArray1<'py, f64>,
+        fy: PyReadonlyArray1<'py, f64>,
+        yy: PyReadonlyArray1<'py, f64>,
+        mode: &str,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let mode = Mode::parse(mode).map_err(to_py)?;
+        let stats = Stats {
+            h: sum_f.len(),
+            c: sum_y.len(),
+            n,
+            sum_f: slice(&sum_f)?.to_vec(),
+            sum_y: slice(&sum_y)?.to_vec(),
+            ff: slice(&ff)?.to_vec(),
+            fy: slice(&fy)?.to_vec(),
+            yy: slice(&yy)?.to_vec(),
+        };
+        if stats.h != self.cfg.features {
+            return Err(InvalidInputError::new_err(format!(
+                "statistics have h={}, the surrogate has features={}",
+                stats.h, self.cfg.features
+            )));
+        }
+        let cfg = self.cfg.clone();
+        let v = py.detach(|| surrogate::embed(&stats, mode, &cfg)).map_err(to_py)?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+}
+
+/// The specified 64-bit hash (FNV-1a 64 + MurmurHash3 fmix64) of a byte string.
+#[pyfunction]
+fn hash64(data: &[u8]) -> u64 {
+    hash::hash64(data)
+}
+
+/// The featurizer's tokens of a text.
+#[pyfunction]
+fn tokens(text: &str) -> Vec<String> {
+    text::tokens(text)
+}
+
+/// Hashed n-gram features of texts as CSR arrays (indptr u64, indices u32, values f32).
+#[pyfunction]
+#[pyo3(signature = (texts, text_pairs, namespace, hash_bits, n_threads))]
+#[allow(clippy::type_complexity)]
+fn featurize<'py>(
+    py: Python<'py>,
+    texts: Vec<String>,
+    text_pairs: Option<Vec<String>>,
+    namespace: u8,
+    hash_bits: u32,
+    n_threads: usize,
+) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+    let (indptr, indices, values) = py
+        .detach(|| {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let prefs: Option<Vec<&str>> = text_pairs.as_ref().map(|p| p.iter().map(String::as_str).collect());
+            surrogate::featurize_batch(&refs, prefs.as_deref(), namespace, hash_bits, n_threads)
+        })
+        .map_err(to_py)?;
+    Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, indices), PyArray1::from_vec(py, values)))
+}
+
+/// Cosine similarities of the rows of a (n, d) and b (m, d), written into out (n, m); all float32.
+#[pyfunction]
+#[pyo3(signature = (a, b, out, n_threads))]
+fn cosine<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f32>,
+    b: PyReadonlyArray2<'py, f32>,
+    out: Bound<'py, numpy::PyArray2<f32>>,
+    n_threads: usize,
+) -> PyResult<()> {
+    let d = a.shape()[1];
+    if b.shape()[1] != d {
+        return Err(InvalidInputError::new_err(format!("dimension mismatch: {d} vs {}", b.shape()[1])));
+    }
+    let (sa, sb) = (slice(&a)?, slice(&b)?);
+    let mut w = out.try_readwrite().map_err(|_| InvalidInputError::new_err("out is not writeable"))?;
+    let so = w.as_slice_mut().map_err(|_| InvalidInputError::new_err("out must be C-contiguous"))?;
+    py.detach(|| cosine_into(sa, sb, d, so, n_threads)).map_err(to_py)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("SURROGATE_VERSION", surrogate::SURROGATE_VERSION)?;
+    m.add("MAX_FEATURES", surrogate::MAX_SURROGATE_FEATURES)?;
+    m.add("MAX_DIM", surrogate::MAX_DIM)?;
+    m.add("MAX_LABELS", surrogate::MAX_LABELS)?;
+    m.add("NS_TEXT", text::NS_TEXT)?;
+    m.add("NS_OUTPUT", text::NS_OUTPUT)?;
+    m.add("build_profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
+    m.add("TaskspaceError", py.get_type::<TaskspaceError>())?;
+    m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
+    m.add("NumericalError", py.get_type::<NumericalError>())?;
+    m.add_class::<SurrogateCore>()?;
+    m.add_function(wrap_pyfunction!(hash64, m)?)?;
+    m.add_function(wrap_pyfunction!(tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(featurize, m)?)?;
+    m.add_function(wrap_pyfunction!(cosine, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! Featurizer: text -> sparse, signed, hashed n-gram vector.
+//!
+//! Specification (surrogate version 1):
+//! * Tokens: the text is lowercased char by char (Unicode `to_lowercase`). Word tokens are maximal runs
+//!   of alphanumeric characters, combining marks, joiners and variation selectors (so accented letters
+//!   written with combining marks, Indic vowel signs and emoji ZWJ sequences stay whole). Every other
+//!   non-whitespace character (punctuation, symbols, emoji) is a token of its own; whitespace separates.
+//! * Features: word unigrams and bigrams (group "word"), and character 3-, 4- and 5-grams of each token
+//!   padded with one space on each side (group "char", like scikit-learn's `char_wb`).
+//! * Each feature is hashed with `hash64` over `[namespace, kind] ++ utf8 bytes` (a bigram joins its
+//!   words with 0x1F). A namespace keeps the two sides of a text pair and model outputs apart.
+//! * Term frequency is sublinear (1 + ln tf) per distinct feature; each group is L2-normalised so that
+//!   the many character n-grams do not drown the words; the feature's sign is the hash's lowest bit and
+//!   its bucket the top `hash_bits` bits; colliding buckets add; the row is L2-normalised at the end.
+//! * An empty text (or one of whitespace only) has no features: its row is empty.
+
+use crate::hash::{fnv1a_extend, fmix64, FNV_OFFSET};
+
+/// Namespace of the first (or only) text of an input.
+pub const NS_TEXT: u8 = 0;
+/// Namespace of the second text of an input pair.
+pub const NS_TEXT_PAIR: u8 = 1;
+/// Namespace of model / dataset outputs featurized as text (`text` mode).
+pub const NS_OUTPUT: u8 = 2;
+
+const KIND_UNIGRAM: u8 = 1;
+const KIND_BIGRAM: u8 = 2;
+const KIND_CHAR: u8 = 3;
+const BIGRAM_JOIN: u8 = 0x1f;
+const CHAR_MIN: usize = 3;
+const CHAR_MAX: usize = 5;
+
+/// A sparse row: strictly increasing bucket indices and their values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SparseRow {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+/// Reusable buffers so that a batch does not allocate per text.
+#[derive(Default)]
+pub struct Scratch {
+    lower: String,
+    spans: Vec<(usize, usize)>,
+    word: Vec<u64>,
+    chars: Vec<u64>,
+    offsets: Vec<usize>,
+    entries: Vec<(u32, f32)>,
+}
+
+fn is_word_char(c: char) -> bool {
+    if c.is_alphanumeric() {
+        return true;
+    }
+    let u = c as u32;
+    matches!(u,
+        0x0300..=0x036F      // combining diacritical marks
+        | 0x0483..=0x0489    // Cyrillic combining marks
+        | 0x0591..=0x05BD    // Hebrew points
+        | 0x0610..=0x061A | 0x064B..=0x065F | 0x0670 // Arabic marks
+        | 0x0900..=0x0903 | 0x093A..=0x094F | 0x0951..=0x0957 | 0x0962..=0x0963 // Devanagari signs
+        | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF
+        | 0x200C | 0x200D    // zero-width non-joiner / joiner
+        | 0xFE00..=0xFE0F    // variation selectors
+        | 0xFE20..=0xFE2F
+        | 0x1F3FB..=0x1F3FF  // emoji skin-tone modifiers
+    )
+}
+
+fn push_lower(c: char, out: &mut String) {
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+    } else {
+        out.extend(c.to_lowercase());
+    }
+}
+
+/// Splits `text` into lowercased tokens: `lower` receives the token bytes, `spans` their byte ranges.
+fn tokenize(text: &str, lower: &mut String, spans: &mut Vec<(usize, usize)>) {
+    lower.clear();
+    spans.clear();
+    let mut start: Option<usize> = None;
+    for c in text.chars() {
+        if is_word_char(c) {
+            if start.is_none() {
+                start = Some(lower.len());
+            }
+            push_lower(c, lower);
+        } else {
+            if let Some(s) = start.take() {
+                spans.push((s, lower.len()));
+            }
+            if !c.is_whitespace() && !c.is_control() {
+                let s = lower.len();
+                push_lower(c, lower);
+                spans.push((s, lower.len()));
+            }
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, lower.len()));
+    }
+}
+
+#[inline]
+fn seed_state(ns: u8, kind: u8) -> u64 {
+    fnv1a_extend(FNV_OFFSET, &[ns, kind])
+}
+
+/// Pushes the raw (unfinalized) hashes of one text's features into `word` and `chars`.
+fn hash_features(text: &str, ns: u8, s: &mut Scratch) {
+    tokenize(text, &mut s.lower, &mut s.spans);
+    let bytes = s.lower.as_bytes();
+    let uni = seed_state(ns, KIND_UNIGRAM);
+    let bi = seed_state(ns, KIND_BIGRAM);
+    let ch = seed_state(ns, KIND_CHAR);
+    for (i, &(a, b)) in s.spans.iter().enumerate() {
+        let tok = &bytes[a..b];
+        s.word.push(fmix64(fnv1a_extend(uni, tok)));
+        if let Some(&(c, d)) = s.spans.get(i + 1) {
+            let st = fnv1a_extend(fnv1a_extend(bi, tok), &[BIGRAM_JOIN]);
+            s.word.push(fmix64(fnv1a_extend(st, &bytes[c..d])));
+        }
+        // Char boundaries of " tok " as byte offsets into a virtual padded string.
+        s.offsets.clear();
+        s.offsets.push(0); // the leading space
+        let tok_str = &s.lower[a..b];
+        for (off, _) in tok_str.char_indices() {
+            s.offsets.push(1 + off);
+        }
+        s.offsets.push(1 + tok.len()); // the trailing space
+        s.offsets.push(2 + tok.len()); // end
+        let n_chars = s.offsets.len() - 1;
+        let piece = |k: usize| -> &[u8] {
+            if k == 0 || k == n_chars - 1 {
+                b" "
+            } else {
+                &tok[s.offsets[k] - 1..s.offsets[k + 1] - 1]
+            }
+        };
+        for start in 0..n_chars {
+            if start + CHAR_MIN > n_chars {
+                break;
+            }
+            let mut st = ch;
+            for k in start..start + CHAR_MIN {
+                st = fnv1a_extend(st, piece(k));
+            }
+            s.chars.push(fmix64(st));
+            for k in start + CHAR_MIN..(start + CHAR_MAX).min(n_chars) {
+                st = fnv1a_extend(st, piece(k));
+                s.chars.push(fmix64(st));
+            }
+        }
+    }
+}
+
+/// Turns a group's hashes into (bucket, value) entries with sublinear tf and unit group norm.
+fn push_group(hashes: &mut [u64], hash_bits: u32, entries: &mut Vec<(u32, f32)>) {
+    if hashes.is_empty() {
+        return;
+    }
+    hashes.sort_unstable();
+    let start = entries.len();
+    let mut sq = 0.0f64;
+    let mut i = 0;
+    while i < hashes.len() {
+        let h = hashes[i];
+        let mut j = i + 1;
+        while j < hashes.len() && hashes[j] == h {
+            j += 1;
+        }
+        let tf = (j - i) as f64;
+        let w = 1.0 + tf.ln();
+        sq += w * w;
+        let sign = if h & 1 == 1 { -1.0 } else { 1.0 };
+        let bucket = (h >> (64 - hash_bits)) as u32;
+        entries.push((bucket, (sign * w) as f32));
+        i = j;
+    }
+    let inv = (1.0 / sq.sqrt()) as f32;
+    for e in &mut entries[start..] {
+        e.1 *= inv;
+    }
+}
+
+/// Featurizes one input (a text, or a text pair) into a sparse row; `ns` is the namespace of `text`.
+pub fn featurize_into(
+    text: &str,
+    pair: Option<&str>,
+    ns: u8,
+    hash_bits: u32,
+    s: &mut Scratch,
+    out: &mut SparseRow,
+) {
+    s.entries.clear();
+    let sides: [(Option<&str>, u8); 2] = [(Some(text), ns), (pair, NS_TEXT_PAIR)];
+    for (side, side_ns) in sides {
+        let Some(t) = side else { continue };
+        s.word.clear();
+        s.chars.clear();
+        hash_features(t, side_ns, s);
+        let mut word = std::mem::take(&mut s.word);
+        let mut chars = std::mem::take(&mut s.chars);
+        push_group(&mut word, hash_bits, &mut s.entries);
+        push_group(&mut chars, hash_bits, &mut s.entries);
+        s.word = word;
+        s.chars = chars;
+    }
+    s.entries.sort_unstable_by_key(|e| e.0);
+    out.indices.clear();
+    out.values.clear();
+    let mut sq = 0.0f64;
+    for &(b, v) in &s.entries {
+        if out.indices.last() == Some(&b) {
+            *out.values.last_mut().expect("non-empty") += v;
+        } else {
+            out.indices.push(b);
+            out.values.push(v);
+        }
+    }
+    for v in &out.values {
+        sq += f64::from(*v) * f64::from(*v);
+    }
+    if sq > 0.0 {
+        let inv = (1.0 / sq.sqrt()) as f32;
+        for v in &mut out.values {
+            *v *= inv;
+        }
+    }
+}
+
+/// Featurizes one input; convenience wrapper around `featurize_into`.
+pub fn featurize(text: &str, pair: Option<&str>, ns: u8, hash_bits: u32) -> SparseRow {
+    let mut s = Scratch::default();
+    let mut row = SparseRow::default();
+    featurize_into(text, pair, ns, hash_bits, &mut s, &mut row);
+    row
+}
+
+/// Lowercased tokens of a text, as the featurizer sees them (for inspection and tests).
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut lower = String::new();
+    let mut spans = Vec::new();
+    tokenize(text, &mut lower, &mut spans);
+    spans.iter().map(|&(a, b)| lower[a..b].to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::hash64;
+
+    fn norm(r: &SparseRow) -> f64 {
+        r.values.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()
+    }
+
+    #[test]
+    fn tokenizer_splits_words_punctuation_and_emoji() {
+        assert_eq!(tokens("Hello, World!"), ["hello", ",", "world", "!"]);
+        assert_eq!(tokens("  "), Vec::<String>::new());
+        assert_eq!(tokens("ÉCOLE café"), ["école", "café"]);
+        // e + combining acute stays one token
+        assert_eq!(tokens("cafe\u{301} ok"), ["cafe\u{301}", "ok"]);
+        assert_eq!(tokens("good🙂bad"), ["good", "🙂", "bad"]);
+        assert_eq!(tokens("日本語のテキスト"), ["日本語のテキスト"]);
+        assert_eq!(tokens("שלום עולם"), ["שלום", "עולם"]);
+    }
+
+    #[test]
+    fn char_ngrams_use_padded_tokens() {
+        // " ab " has 4 chars: 3-grams " ab", "ab " and one 4-gram " ab ".
+        let mut s = Scratch::default();
+        hash_features("ab", NS_TEXT, &mut s);
+        let ch = seed_state(NS_TEXT, KIND_CHAR);
+        let expect: Vec<u64> = [" ab", " ab ", "ab "]
+            .iter()
+            .map(|g| fmix64(fnv1a_extend(ch, g.as_bytes())))
+            .collect();
+        assert_eq!(s.chars, expect);
+        assert_eq!(s.word, vec![fmix64(fnv1a_extend(seed_state(NS_TEXT, KIND_UNIGRAM), b"ab"))]);
+    }
+
+    #[test]
+    fn feature_hash_is_hash64_of_namespaced_bytes() {
+        let mut s = Scratch::default();
+        hash_features("x y", NS_TEXT, &mut s);
+        assert_eq!(s.word[0], hash64(&[NS_TEXT, KIND_UNIGRAM, b'x']));
+        assert_eq!(s.word[1], hash64(&[NS_TEXT, KIND_BIGRAM, b'x', BIGRAM_JOIN, b'y']));
+    }
+
+    #[test]
+    fn rows_are_sorted_unit_norm_and_deterministic() {
+        for text in ["The movie was great, really great!", "a", "日本語", "🙂🙂🙂", "x\u{301}"] {
+            let r = featurize(text, None, NS_TEXT, 20);
+            assert!(!r.indices.is_empty(), "{text}");
+            assert!(r.indices.windows(2).all(|w| w[0] < w[1]));
+            assert!(r.indices.iter().all(|&i| i < (1 << 20)));
+            assert!((norm(&r) - 1.0).abs() < 1e-5);
+            assert_eq!(r, featurize(text, None, NS_TEXT, 20));
+        }
+    }
+
+    #[test]
+    fn empty_and_whitespace_texts_have_no_features() {
+        for text in ["", "   \t\n", "\u{0}\u{1}"] {
+            let r = featurize(text, None, NS_TEXT, 20);
+            assert!(r.indices.is_empty() && r.values.is_empty());
+        }
+    }
+
+    #[test]
+    fn case_is_folded() {
+        assert_eq!(featurize("Great MOVIE", None, 0, 18), featurize("great movie", None, 0, 18));
+    }
+
+    #[test]
+    fn pairs_and_outputs_use_their_own_namespaces() {
+        let a = featurize("same words", None, NS_TEXT, 20);
+        let o = featurize("same words", None, NS_OUTPUT, 20);
+        assert!(a.indices.iter().filter(|i| o.indices.contains(i)).count() < a.indices.len() / 4);
+        let p = featurize("same words", Some("same words"), NS_TEXT, 20);
+        assert!(a.indices.iter().all(|i| p.indices.contains(i)));
+        assert!(p.indices.len() > a.indices.len() + a.indices.len() / 2);
+        let swapped = featurize("other", Some("same words"), NS_TEXT, 20);
+        let straight = featurize("same words", Some("other"), NS_TEXT, 20);
+        assert_ne!(swapped, straight);
+    }
+
+    #[test]
+    fn sublinear_tf_and_sign() {
+        let once = featurize("spam", None, NS_TEXT, 20);
+        let thrice = featurize("spam spam spam", None, NS_TEXT, 20);
+        assert_ne!(once, thrice);
+        assert!(thrice.values.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn very_long_text_works() {
+        let text = "word ".repeat(200_000) + &"日本".repeat(100_000);
+        let r = featurize(&text, None, NS_TEXT, 20);
+        assert!((norm(&r) - 1.0).abs() < 1e-4);
+        let one_token = "a".repeat(1 << 20);
+        let r = featurize(&one_token, None, NS_TEXT, 20);
+        assert!((norm(&r) - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn small_hash_bits_collide_but_stay_valid() {
+        let r = featurize("many different words in this one sentence", None, NS_TEXT, 1);
+        assert!(r.indices.len() <= 2);
+        assert!(r.values.iter().all(|v| v.is_finite()));
+    }
+}
