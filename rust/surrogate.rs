@@ -25,7 +25,7 @@
 //! `fisher` (TaskEmb analogue: Fisher information is the embedding): the diagonal of the expected
 //! Fisher information of per-feature gates a in the Gaussian surrogate head ŷ = Wᵀ(a ∘ f) at a = 1,
 //!     F_jj = (W P Wᵀ)_jj · E[f_j²],
-//! with P the inverse residual covariance (Σ_Y − CᵀW − WᵀC + WᵀΣ_F W + δ·tr(Σ_Y)/c·I)⁻¹, δ = 1e-3, in
+//! with P the inverse residual covariance (Σ_Y − CᵀW − WᵀC + WᵀΣ_F W + δ·Σ_Y)⁻¹, δ = 1e-3, in
 //! label mode (invariant to label recoding as above) and P = I in text mode (isotropic noise: the
 //! wording of outputs matters). Expected Fisher needs only second moments, so it is computed from the
 //! same additive statistics. The vector is centred (its mean removed) before the read-out.
@@ -49,6 +49,8 @@ pub const MAX_DIM: usize = 1 << 20;
 pub const MAX_LABELS: usize = 4096;
 /// Rows per statistics piece: fixed so results do not depend on the thread count.
 const ROWS_PER_PIECE: usize = 512;
+/// Fisher's residual precision is (R + δ·Σ_Y)⁻¹: bounded when the head fits the labels perfectly.
+const FISHER_DELTA: f64 = 1e-3;
 /// Texts per encoding piece handed to one thread.
 const TEXTS_PER_PIECE: usize = 64;
 
@@ -475,9 +477,13 @@ pub fn estimate(s: &Stats, mode: Mode, method: Method, ridge: f64) -> Result<Vec
         }
         (Method::Fisher, _) => {
             let wp = if mode == Mode::Label {
-                let resid = residual_covariance(&m, &w, h, c);
+                // δ·Σ_Y (not δ·I) keeps the regularised precision invariant to label recoding.
+                let mut resid = residual_covariance(&m, &w, h, c);
+                for (r, sy) in resid.iter_mut().zip(&m.sigma_y) {
+                    *r += FISHER_DELTA * sy;
+                }
                 let wt = transpose(&w, h, c);
-                transpose(&ridge_solve(&resid, c, 1e-3 * ty, &wt, h)?, c, h) // W P, h×c
+                transpose(&guarded_solve(&resid, c, ty, &wt, h)?, c, h) // W P, h×c
             } else {
                 w.clone()
             };
