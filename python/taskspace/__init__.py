@@ -22,6 +22,7 @@ from taskspace.errors import (
     NumericalError,
     TaskspaceError,
 )
+from taskspace.pairs import pair_probe
 from taskspace.similarity import similarity
 from taskspace.surrogate import SparseFeatures, Surrogate, TaskStats
 
@@ -36,5 +37,6 @@ __all__ = [
     "TaskStats",
     "TaskspaceError",
     "__version__",
+    "pair_probe",
     "similarity",
 ]
