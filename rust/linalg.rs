@@ -116,7 +116,9 @@ mod tests {
 
     fn random(n: usize, m: usize, seed: u64) -> Vec<f64> {
         let mut r = SplitMix64::new(seed);
-        (0..n * m).map(|_| r.below(2001) as f64 / 1000.0 - 1.0).collect()
+        (0..n * m)
+            .map(|_| r.below(2001) as f64 / 1000.0 - 1.0)
+            .collect()
     }
 
     fn spd(n: usize, seed: u64) -> Vec<f64> {
@@ -172,8 +174,14 @@ mod tests {
         let b = random(3, 2, 6);
         let tn = matmul_tn(&a, &b, 3, 4, 2);
         // transpose a to 4x3 and b to 2x3, then A^T B = at * (bt)^T
-        let at: Vec<f64> = (0..4).flat_map(|i| (0..3).map(move |r| (i, r))).map(|(i, r)| a[r * 4 + i]).collect();
-        let bt: Vec<f64> = (0..2).flat_map(|j| (0..3).map(move |r| (j, r))).map(|(j, r)| b[r * 2 + j]).collect();
+        let at: Vec<f64> = (0..4)
+            .flat_map(|i| (0..3).map(move |r| (i, r)))
+            .map(|(i, r)| a[r * 4 + i])
+            .collect();
+        let bt: Vec<f64> = (0..2)
+            .flat_map(|j| (0..3).map(move |r| (j, r)))
+            .map(|(j, r)| b[r * 2 + j])
+            .collect();
         let nt = matmul_nt(&at, &bt, 4, 3, 2);
         for (x, y) in tn.iter().zip(&nt) {
             assert!((x - y).abs() < 1e-12);

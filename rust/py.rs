@@ -13,9 +13,24 @@ use crate::similarity::cosine_into;
 use crate::surrogate::{self, Config, Method, Mode, Stats};
 use crate::{hash, text};
 
-pyo3::create_exception!(_core, TaskspaceError, PyValueError, "Base class of taskspace's errors.");
-pyo3::create_exception!(_core, InvalidInputError, TaskspaceError, "An input or parameter is invalid.");
-pyo3::create_exception!(_core, NumericalError, TaskspaceError, "A quantity could not be computed.");
+pyo3::create_exception!(
+    _core,
+    TaskspaceError,
+    PyValueError,
+    "Base class of taskspace's errors."
+);
+pyo3::create_exception!(
+    _core,
+    InvalidInputError,
+    TaskspaceError,
+    "An input or parameter is invalid."
+);
+pyo3::create_exception!(
+    _core,
+    NumericalError,
+    TaskspaceError,
+    "A quantity could not be computed."
+);
 
 fn to_py(e: CoreError) -> PyErr {
     match e {
@@ -27,7 +42,8 @@ fn to_py(e: CoreError) -> PyErr {
 fn slice<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
     a: &'a numpy::PyReadonlyArray<'_, T, D>,
 ) -> PyResult<&'a [T]> {
-    a.as_slice().map_err(|_| InvalidInputError::new_err("array must be C-contiguous"))
+    a.as_slice()
+        .map_err(|_| InvalidInputError::new_err("array must be C-contiguous"))
 }
 
 /// The surrogate's numeric core for one validated configuration.
@@ -40,7 +56,14 @@ struct SurrogateCore {
 impl SurrogateCore {
     #[new]
     #[pyo3(signature = (*, features, dim, seed, hash_bits, ridge, method))]
-    fn new(features: usize, dim: usize, seed: u64, hash_bits: u32, ridge: f64, method: &str) -> PyResult<Self> {
+    fn new(
+        features: usize,
+        dim: usize,
+        seed: u64,
+        hash_bits: u32,
+        ridge: f64,
+        method: &str,
+    ) -> PyResult<Self> {
         let method = Method::parse(method).map_err(to_py)?;
         let cfg = Config::new(features, dim, seed, hash_bits, ridge, method).map_err(to_py)?;
         Ok(Self { cfg })
@@ -60,7 +83,9 @@ impl SurrogateCore {
         let out = py
             .detach(|| {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let prefs: Option<Vec<&str>> = text_pairs.as_ref().map(|p| p.iter().map(String::as_str).collect());
+                let prefs: Option<Vec<&str>> = text_pairs
+                    .as_ref()
+                    .map(|p| p.iter().map(String::as_str).collect());
                 surrogate::encode(&refs, prefs.as_deref(), namespace, &cfg, n_threads)
             })
             .map_err(to_py)?;
@@ -87,7 +112,9 @@ impl SurrogateCore {
         }
         let f = slice(&features)?;
         let y = slice(&outputs)?;
-        let s = py.detach(|| Stats::accumulate(f, y, h, c, n_threads)).map_err(to_py)?;
+        let s = py
+            .detach(|| Stats::accumulate(f, y, h, c, n_threads))
+            .map_err(to_py)?;
         Ok((
             s.n,
             [
@@ -132,7 +159,9 @@ impl SurrogateCore {
             )));
         }
         let cfg = self.cfg.clone();
-        let v = py.detach(|| surrogate::embed(&stats, mode, &cfg)).map_err(to_py)?;
+        let v = py
+            .detach(|| surrogate::embed(&stats, mode, &cfg))
+            .map_err(to_py)?;
         Ok(PyArray1::from_vec(py, v))
     }
 }
@@ -160,15 +189,25 @@ fn featurize<'py>(
     namespace: u8,
     hash_bits: u32,
     n_threads: usize,
-) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+) -> PyResult<(
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<f32>>,
+)> {
     let (indptr, indices, values) = py
         .detach(|| {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let prefs: Option<Vec<&str>> = text_pairs.as_ref().map(|p| p.iter().map(String::as_str).collect());
+            let prefs: Option<Vec<&str>> = text_pairs
+                .as_ref()
+                .map(|p| p.iter().map(String::as_str).collect());
             surrogate::featurize_batch(&refs, prefs.as_deref(), namespace, hash_bits, n_threads)
         })
         .map_err(to_py)?;
-    Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, indices), PyArray1::from_vec(py, values)))
+    Ok((
+        PyArray1::from_vec(py, indptr),
+        PyArray1::from_vec(py, indices),
+        PyArray1::from_vec(py, values),
+    ))
 }
 
 /// Cosine similarities of the rows of a (n, d) and b (m, d), written into out (n, m); all float32.
@@ -183,12 +222,20 @@ fn cosine<'py>(
 ) -> PyResult<()> {
     let d = a.shape()[1];
     if b.shape()[1] != d {
-        return Err(InvalidInputError::new_err(format!("dimension mismatch: {d} vs {}", b.shape()[1])));
+        return Err(InvalidInputError::new_err(format!(
+            "dimension mismatch: {d} vs {}",
+            b.shape()[1]
+        )));
     }
     let (sa, sb) = (slice(&a)?, slice(&b)?);
-    let mut w = out.try_readwrite().map_err(|_| InvalidInputError::new_err("out is not writeable"))?;
-    let so = w.as_slice_mut().map_err(|_| InvalidInputError::new_err("out must be C-contiguous"))?;
-    py.detach(|| cosine_into(sa, sb, d, so, n_threads)).map_err(to_py)
+    let mut w = out
+        .try_readwrite()
+        .map_err(|_| InvalidInputError::new_err("out is not writeable"))?;
+    let so = w
+        .as_slice_mut()
+        .map_err(|_| InvalidInputError::new_err("out must be C-contiguous"))?;
+    py.detach(|| cosine_into(sa, sb, d, so, n_threads))
+        .map_err(to_py)
 }
 
 #[pymodule]
@@ -201,7 +248,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_LABELS", surrogate::MAX_LABELS)?;
     m.add("NS_TEXT", text::NS_TEXT)?;
     m.add("NS_OUTPUT", text::NS_OUTPUT)?;
-    m.add("build_profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
+    m.add(
+        "build_profile",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    )?;
     m.add("TaskspaceError", py.get_type::<TaskspaceError>())?;
     m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
     m.add("NumericalError", py.get_type::<NumericalError>())?;

@@ -10,18 +10,34 @@ fn inv_norms(x: &[f32], d: usize) -> Vec<f32> {
     x.chunks(d)
         .map(|r| {
             let sq: f64 = r.iter().map(|v| f64::from(*v) * f64::from(*v)).sum();
-            if sq > 0.0 { (1.0 / sq.sqrt()) as f32 } else { 0.0 }
+            if sq > 0.0 {
+                (1.0 / sq.sqrt()) as f32
+            } else {
+                0.0
+            }
         })
         .collect()
 }
 
 /// Cosine similarities S (n×m) between rows of `a` (n×d) and `b` (m×d), written into `out`.
 /// A zero row has similarity 0 with everything (cosine is undefined there; 0 keeps NaN out).
-pub fn cosine_into(a: &[f32], b: &[f32], d: usize, out: &mut [f32], n_threads: usize) -> Result<()> {
-    ensure(d > 0, || "vectors must have at least one dimension".to_string())?;
-    ensure(a.len() % d == 0 && b.len() % d == 0, || format!("inputs are not multiples of d={d}"))?;
+pub fn cosine_into(
+    a: &[f32],
+    b: &[f32],
+    d: usize,
+    out: &mut [f32],
+    n_threads: usize,
+) -> Result<()> {
+    ensure(d > 0, || {
+        "vectors must have at least one dimension".to_string()
+    })?;
+    ensure(a.len() % d == 0 && b.len() % d == 0, || {
+        format!("inputs are not multiples of d={d}")
+    })?;
     let (n, m) = (a.len() / d, b.len() / d);
-    ensure(out.len() == n * m, || format!("out has {} entries, expected {n}x{m}", out.len()))?;
+    ensure(out.len() == n * m, || {
+        format!("out has {} entries, expected {n}x{m}", out.len())
+    })?;
     if m == 0 {
         return Ok(());
     }

@@ -96,7 +96,10 @@ mod tests {
     use crate::text::{featurize, NS_TEXT};
 
     fn dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
     }
 
     #[test]
@@ -116,11 +119,18 @@ mod tests {
     #[test]
     fn projection_pins_first_values() {
         // Golden: a single bucket with value 1 under seed 0. Changing the generator changes this.
-        let row = SparseRow { indices: vec![12345], values: vec![1.0] };
+        let row = SparseRow {
+            indices: vec![12345],
+            values: vec![1.0],
+        };
         let mut out = vec![0.0f32; 16];
         project_row(&row, 0, &mut out);
-        let nz: Vec<(usize, f32)> =
-            out.iter().copied().enumerate().filter(|(_, v)| *v != 0.0).collect();
+        let nz: Vec<(usize, f32)> = out
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, v)| *v != 0.0)
+            .collect();
         assert!(!nz.is_empty());
         let again = {
             let mut o = vec![0.0f32; 16];
@@ -132,9 +142,15 @@ mod tests {
 
     #[test]
     fn projection_roughly_preserves_similarity() {
-        let texts = ["the film was wonderful and moving", "the film was wonderful and touching"];
+        let texts = [
+            "the film was wonderful and moving",
+            "the film was wonderful and touching",
+        ];
         let other = "quarterly revenue fell sharply in asia";
-        let rows: Vec<SparseRow> = texts.iter().map(|t| featurize(t, None, NS_TEXT, 20)).collect();
+        let rows: Vec<SparseRow> = texts
+            .iter()
+            .map(|t| featurize(t, None, NS_TEXT, 20))
+            .collect();
         let ro = featurize(other, None, NS_TEXT, 20);
         let mut p = vec![vec![0.0f32; 256]; 3];
         project_row(&rows[0], 0, &mut p[0]);
@@ -167,9 +183,13 @@ mod tests {
     fn count_sketch_preserves_norm_and_inner_products_approximately() {
         let n = 65_536;
         let mut rng = SplitMix64::new(9);
-        let a: Vec<f64> = (0..n).map(|_| rng.below(1000) as f64 / 500.0 - 1.0).collect();
-        let b: Vec<f64> =
-            a.iter().map(|x| 0.6 * x + 0.8 * (rng.below(1000) as f64 / 500.0 - 1.0)).collect();
+        let a: Vec<f64> = (0..n)
+            .map(|_| rng.below(1000) as f64 / 500.0 - 1.0)
+            .collect();
+        let b: Vec<f64> = a
+            .iter()
+            .map(|x| 0.6 * x + 0.8 * (rng.below(1000) as f64 / 500.0 - 1.0))
+            .collect();
         let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
         let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
         let cos = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>() / (na * nb);
@@ -178,7 +198,12 @@ mod tests {
         assert_eq!(ra.len(), 4096);
         assert!((dot(&ra, &ra) - 1.0).abs() < 1e-5);
         // error std ~ 1/sqrt(4096) = 0.016; allow 4 sigma
-        assert!((dot(&ra, &rb) - cos).abs() < 0.07, "{} vs {}", dot(&ra, &rb), cos);
+        assert!(
+            (dot(&ra, &rb) - cos).abs() < 0.07,
+            "{} vs {}",
+            dot(&ra, &rb),
+            cos
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ use crate::threads::for_each_piece;
 pub const SURROGATE_VERSION: u32 = 1;
 /// Largest `features` (h): statistics hold h×h matrices.
 pub const MAX_SURROGATE_FEATURES: usize = 2048;
+const _: () = assert!(MAX_SURROGATE_FEATURES <= MAX_FEATURES);
 /// Largest read-out `dim`.
 pub const MAX_DIM: usize = 1 << 20;
 /// Largest number of label columns in label mode.
@@ -71,7 +72,9 @@ impl Mode {
         match s {
             "label" => Ok(Mode::Label),
             "text" => Ok(Mode::Text),
-            _ => Err(CoreError::InvalidInput(format!("mode must be 'label' or 'text', got {s:?}"))),
+            _ => Err(CoreError::InvalidInput(format!(
+                "mode must be 'label' or 'text', got {s:?}"
+            ))),
         }
     }
 }
@@ -111,13 +114,23 @@ impl Config {
         ensure((1..=MAX_SURROGATE_FEATURES).contains(&features), || {
             format!("features must be in 1..={MAX_SURROGATE_FEATURES}, got {features}")
         })?;
-        debug_assert!(MAX_SURROGATE_FEATURES <= MAX_FEATURES);
-        ensure((1..=MAX_DIM).contains(&dim), || format!("dim must be in 1..={MAX_DIM}, got {dim}"))?;
+        ensure((1..=MAX_DIM).contains(&dim), || {
+            format!("dim must be in 1..={MAX_DIM}, got {dim}")
+        })?;
         ensure((1..=30).contains(&hash_bits), || {
             format!("hash_bits must be in 1..=30, got {hash_bits}")
         })?;
-        ensure(ridge.is_finite() && ridge > 0.0, || format!("ridge must be finite and > 0, got {ridge}"))?;
-        Ok(Self { features, dim, seed, hash_bits, ridge, method })
+        ensure(ridge.is_finite() && ridge > 0.0, || {
+            format!("ridge must be finite and > 0, got {ridge}")
+        })?;
+        Ok(Self {
+            features,
+            dim,
+            seed,
+            hash_bits,
+            ridge,
+            method,
+        })
     }
 }
 
@@ -131,21 +144,37 @@ pub fn encode(
 ) -> Result<Vec<f32>> {
     if let Some(p) = pairs {
         ensure(p.len() == texts.len(), || {
-            format!("text_pairs has {} items but texts has {}", p.len(), texts.len())
+            format!(
+                "text_pairs has {} items but texts has {}",
+                p.len(),
+                texts.len()
+            )
         })?;
     }
     let h = cfg.features;
     let mut out = vec![0.0f32; texts.len() * h];
-    for_each_piece(&mut out, TEXTS_PER_PIECE * h, n_threads, |piece_idx, piece| {
-        let mut scratch = Scratch::default();
-        let mut row = SparseRow::default();
-        let first = piece_idx * TEXTS_PER_PIECE;
-        for (k, dst) in piece.chunks_mut(h).enumerate() {
-            let i = first + k;
-            featurize_into(texts[i], pairs.map(|p| p[i]), namespace, cfg.hash_bits, &mut scratch, &mut row);
-            project_row(&row, cfg.seed, dst);
-        }
-    });
+    for_each_piece(
+        &mut out,
+        TEXTS_PER_PIECE * h,
+        n_threads,
+        |piece_idx, piece| {
+            let mut scratch = Scratch::default();
+            let mut row = SparseRow::default();
+            let first = piece_idx * TEXTS_PER_PIECE;
+            for (k, dst) in piece.chunks_mut(h).enumerate() {
+                let i = first + k;
+                featurize_into(
+                    texts[i],
+                    pairs.map(|p| p[i]),
+                    namespace,
+                    cfg.hash_bits,
+                    &mut scratch,
+                    &mut row,
+                );
+                project_row(&row, cfg.seed, dst);
+            }
+        },
+    );
     Ok(out)
 }
 
@@ -157,10 +186,16 @@ pub fn featurize_batch(
     hash_bits: u32,
     n_threads: usize,
 ) -> Result<(Vec<u64>, Vec<u32>, Vec<f32>)> {
-    ensure((1..=30).contains(&hash_bits), || format!("hash_bits must be in 1..=30, got {hash_bits}"))?;
+    ensure((1..=30).contains(&hash_bits), || {
+        format!("hash_bits must be in 1..=30, got {hash_bits}")
+    })?;
     if let Some(p) = pairs {
         ensure(p.len() == texts.len(), || {
-            format!("text_pairs has {} items but texts has {}", p.len(), texts.len())
+            format!(
+                "text_pairs has {} items but texts has {}",
+                p.len(),
+                texts.len()
+            )
         })?;
     }
     let mut rows = vec![SparseRow::default(); texts.len()];
@@ -168,7 +203,14 @@ pub fn featurize_batch(
         let mut scratch = Scratch::default();
         for (k, row) in piece.iter_mut().enumerate() {
             let i = piece_idx * TEXTS_PER_PIECE + k;
-            featurize_into(texts[i], pairs.map(|p| p[i]), namespace, hash_bits, &mut scratch, row);
+            featurize_into(
+                texts[i],
+                pairs.map(|p| p[i]),
+                namespace,
+                hash_bits,
+                &mut scratch,
+                row,
+            );
         }
     });
     let nnz: usize = rows.iter().map(|r| r.indices.len()).sum();
@@ -232,7 +274,10 @@ impl Stats {
     /// Adds another shard's statistics (same h and c) into these.
     pub fn add(&mut self, other: &Stats) -> Result<()> {
         ensure(self.h == other.h && self.c == other.c, || {
-            format!("cannot merge statistics of shape (h={}, c={}) and (h={}, c={})", self.h, self.c, other.h, other.c)
+            format!(
+                "cannot merge statistics of shape (h={}, c={}) and (h={}, c={})",
+                self.h, self.c, other.h, other.c
+            )
         })?;
         self.n += other.n;
         for (a, b) in [
@@ -254,9 +299,13 @@ impl Stats {
     /// Rows are cut into fixed pieces; each piece accumulates in f32 (a few hundred terms), pieces
     /// are added in f64 in piece order, so the result does not depend on `n_threads`.
     pub fn accumulate(f: &[f32], y: &[f32], h: usize, c: usize, n_threads: usize) -> Result<Stats> {
-        ensure(h > 0 && f.len() % h == 0, || format!("features length {} is not a multiple of h={h}", f.len()))?;
+        ensure(h > 0 && f.len() % h == 0, || {
+            format!("features length {} is not a multiple of h={h}", f.len())
+        })?;
         let n = f.len() / h;
-        ensure(y.len() == n * c, || format!("outputs have {} values, expected n*c = {}*{c}", y.len(), n))?;
+        ensure(y.len() == n * c, || {
+            format!("outputs have {} values, expected n*c = {}*{c}", y.len(), n)
+        })?;
         let mut total = Stats::zeros(h, c);
         let n_pieces = n.div_ceil(ROWS_PER_PIECE);
         // Bound the memory held in partials: process pieces in rounds of a few per thread.
@@ -368,9 +417,14 @@ impl Moments {
     /// Removes the last output column from C and the last row and column from Σ_Y.
     fn drop_last_output(&mut self, h: usize, c: usize) {
         let k = c.saturating_sub(1);
-        self.cross = (0..h).flat_map(|i| (0..k).map(move |j| (i, j))).map(|(i, j)| self.cross[i * c + j]).collect();
-        self.sigma_y =
-            (0..k).flat_map(|i| (0..k).map(move |j| (i, j))).map(|(i, j)| self.sigma_y[i * c + j]).collect();
+        self.cross = (0..h)
+            .flat_map(|i| (0..k).map(move |j| (i, j)))
+            .map(|(i, j)| self.cross[i * c + j])
+            .collect();
+        self.sigma_y = (0..k)
+            .flat_map(|i| (0..k).map(move |j| (i, j)))
+            .map(|(i, j)| self.sigma_y[i * c + j])
+            .collect();
     }
 }
 
@@ -398,7 +452,12 @@ fn moments(s: &Stats) -> Moments {
         }
     }
     let second_f = (0..h).map(|j| s.ff[j * h + j] / n).collect();
-    Moments { sigma_f, cross, sigma_y, second_f }
+    Moments {
+        sigma_f,
+        cross,
+        sigma_y,
+        second_f,
+    }
 }
 
 /// Solves (S + eps·I) X = B for symmetric PSD S (k×k), B k×m; returns X.
@@ -432,7 +491,9 @@ pub fn estimate(s: &Stats, mode: Mode, method: Method, ridge: f64) -> Result<Vec
     s.validate()?;
     let (h, c) = (s.h, s.c);
     if mode == Mode::Text {
-        ensure(c == h, || format!("text mode needs outputs encoded to h={h} dims, got c={c}"))?;
+        ensure(c == h, || {
+            format!("text mode needs outputs encoded to h={h} dims, got c={c}")
+        })?;
     }
     let out_len = match (method, mode) {
         (Method::Operator, Mode::Text) => h * h,
@@ -457,7 +518,8 @@ pub fn estimate(s: &Stats, mode: Mode, method: Method, ridge: f64) -> Result<Vec
     let tf = trace(&m.sigma_f, h) / h as f64;
     let ty = trace(&m.sigma_y, c) / c as f64;
     // Features or outputs that never vary: nothing to fit (relative to float noise of unit rows).
-    if !(tf > 1e-12) || !(ty > 1e-12) {
+    // (NaN-safe: a NaN trace also counts as degenerate; `validate` rejects NaN statistics anyway.)
+    if tf.is_nan() || ty.is_nan() || tf <= 1e-12 || ty <= 1e-12 {
         return Ok(vec![0.0; out_len]);
     }
     let w = ridge_solve(&m.sigma_f, h, ridge * tf, &m.cross, c)?; // h×c
@@ -489,7 +551,11 @@ pub fn estimate(s: &Stats, mode: Mode, method: Method, ridge: f64) -> Result<Vec
             };
             let mut v: Vec<f64> = (0..h)
                 .map(|j| {
-                    let d: f64 = wp[j * c..(j + 1) * c].iter().zip(&w[j * c..(j + 1) * c]).map(|(a, b)| a * b).sum();
+                    let d: f64 = wp[j * c..(j + 1) * c]
+                        .iter()
+                        .zip(&w[j * c..(j + 1) * c])
+                        .map(|(a, b)| a * b)
+                        .sum();
                     d * m.second_f[j]
                 })
                 .collect();
@@ -500,8 +566,10 @@ pub fn estimate(s: &Stats, mode: Mode, method: Method, ridge: f64) -> Result<Vec
             v
         }
     };
-    ensure(result.iter().all(|x| x.is_finite()), || "estimator produced non-finite values".to_string())
-        .map_err(|e| CoreError::Numerical(e.to_string()))?;
+    ensure(result.iter().all(|x| x.is_finite()), || {
+        "estimator produced non-finite values".to_string()
+    })
+    .map_err(|e| CoreError::Numerical(e.to_string()))?;
     Ok(result)
 }
 
@@ -572,12 +640,18 @@ mod tests {
 
     fn synthetic(n: usize, h: usize, c: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
         let mut r = SplitMix64::new(seed);
-        let f: Vec<f32> = (0..n * h).map(|_| r.below(2001) as f32 / 1000.0 - 1.0).collect();
+        let f: Vec<f32> = (0..n * h)
+            .map(|_| r.below(2001) as f32 / 1000.0 - 1.0)
+            .collect();
         let mut y = vec![0.0f32; n * c];
         for i in 0..n {
             // label depends on the first two features, so the task is learnable
             let score = f[i * h] + 0.5 * f[i * h + 1];
-            let k = if c == 1 { 0 } else { ((score + 1.5) / 3.0 * c as f32).clamp(0.0, c as f32 - 1.0) as usize };
+            let k = if c == 1 {
+                0
+            } else {
+                ((score + 1.5) / 3.0 * c as f32).clamp(0.0, c as f32 - 1.0) as usize
+            };
             y[i * c + k] = 1.0;
         }
         (f, y)
@@ -604,7 +678,12 @@ mod tests {
         let b = Stats::accumulate(&f[700 * h..], &y[700 * c..], h, c, 3).unwrap();
         a.add(&b).unwrap();
         assert_eq!(a.n, whole.n);
-        for (x, z) in [(&a.ff, &whole.ff), (&a.fy, &whole.fy), (&a.yy, &whole.yy), (&a.sum_f, &whole.sum_f)] {
+        for (x, z) in [
+            (&a.ff, &whole.ff),
+            (&a.fy, &whole.fy),
+            (&a.yy, &whole.yy),
+            (&a.sum_f, &whole.sum_f),
+        ] {
             for (p, q) in x.iter().zip(z.iter()) {
                 assert!((p - q).abs() < 1e-3 * (1.0 + q.abs()), "{p} vs {q}");
             }
@@ -621,11 +700,20 @@ mod tests {
         assert_eq!(s1, s4);
         for i in 0..h {
             for j in 0..h {
-                let naive: f64 = (0..1100).map(|r| f64::from(f[r * h + i]) * f64::from(f[r * h + j])).sum();
-                assert!((s1.ff[i * h + j] - naive).abs() < 1e-3, "{} {}", s1.ff[i * h + j], naive);
+                let naive: f64 = (0..1100)
+                    .map(|r| f64::from(f[r * h + i]) * f64::from(f[r * h + j]))
+                    .sum();
+                assert!(
+                    (s1.ff[i * h + j] - naive).abs() < 1e-3,
+                    "{} {}",
+                    s1.ff[i * h + j],
+                    naive
+                );
             }
             for j in 0..c {
-                let naive: f64 = (0..1100).map(|r| f64::from(f[r * h + i]) * f64::from(y[r * c + j])).sum();
+                let naive: f64 = (0..1100)
+                    .map(|r| f64::from(f[r * h + i]) * f64::from(y[r * c + j]))
+                    .sum();
                 assert!((s1.fy[i * c + j] - naive).abs() < 1e-3);
             }
         }
@@ -633,15 +721,25 @@ mod tests {
 
     /// Straightforward reference: build the centred matrices explicitly and solve by Gauss-Jordan.
     fn reference_ridge(f: &[f32], y: &[f32], n: usize, h: usize, c: usize, ridge: f64) -> Vec<f64> {
-        let mf: Vec<f64> = (0..h).map(|j| (0..n).map(|i| f64::from(f[i * h + j])).sum::<f64>() / n as f64).collect();
-        let my: Vec<f64> = (0..c).map(|j| (0..n).map(|i| f64::from(y[i * c + j])).sum::<f64>() / n as f64).collect();
+        let mf: Vec<f64> = (0..h)
+            .map(|j| (0..n).map(|i| f64::from(f[i * h + j])).sum::<f64>() / n as f64)
+            .collect();
+        let my: Vec<f64> = (0..c)
+            .map(|j| (0..n).map(|i| f64::from(y[i * c + j])).sum::<f64>() / n as f64)
+            .collect();
         let mut a = vec![vec![0.0; h + c]; h];
         for p in 0..h {
             for q in 0..h {
-                a[p][q] = (0..n).map(|i| (f64::from(f[i * h + p]) - mf[p]) * (f64::from(f[i * h + q]) - mf[q])).sum::<f64>() / n as f64;
+                a[p][q] = (0..n)
+                    .map(|i| (f64::from(f[i * h + p]) - mf[p]) * (f64::from(f[i * h + q]) - mf[q]))
+                    .sum::<f64>()
+                    / n as f64;
             }
             for q in 0..c {
-                a[p][h + q] = (0..n).map(|i| (f64::from(f[i * h + p]) - mf[p]) * (f64::from(y[i * c + q]) - my[q])).sum::<f64>() / n as f64;
+                a[p][h + q] = (0..n)
+                    .map(|i| (f64::from(f[i * h + p]) - mf[p]) * (f64::from(y[i * c + q]) - my[q]))
+                    .sum::<f64>()
+                    / n as f64;
             }
         }
         let t: f64 = (0..h).map(|p| a[p][p]).sum::<f64>() / h as f64;
@@ -663,7 +761,10 @@ mod tests {
                 }
             }
         }
-        (0..h).flat_map(|p| (0..c).map(move |q| (p, q))).map(|(p, q)| a[p][h + q]).collect()
+        (0..h)
+            .flat_map(|p| (0..c).map(move |q| (p, q)))
+            .map(|(p, q)| a[p][h + q])
+            .collect()
     }
 
     #[test]
@@ -671,7 +772,10 @@ mod tests {
         let (n, h) = (600, 6);
         let (f, _) = synthetic(n, h, 2, 3);
         // outputs: a noisy linear map of the inputs
-        let g: Vec<f32> = (0..n).flat_map(|i| (0..h).map(move |j| (i, j))).map(|(i, j)| f[i * h + (j + 1) % h] * 0.7 + f[i * h + j] * 0.1).collect();
+        let g: Vec<f32> = (0..n)
+            .flat_map(|i| (0..h).map(move |j| (i, j)))
+            .map(|(i, j)| f[i * h + (j + 1) % h] * 0.7 + f[i * h + j] * 0.1)
+            .collect();
         let s = Stats::accumulate(&f, &g, h, h, 2).unwrap();
         let w = estimate(&s, Mode::Text, Method::Operator, 0.5).unwrap();
         let r = reference_ridge(&f, &g, n, h, h, 0.5);
@@ -688,7 +792,9 @@ mod tests {
         let e = estimate(&s, Mode::Label, Method::Operator, 1.0).unwrap();
         // reference: W Σ_Y⁺ Wᵀ via the between-class identity Σ_c w_c w_cᵀ / p_c for one-hot labels
         let w = reference_ridge(&f, &y, n, h, c, 1.0);
-        let p: Vec<f64> = (0..c).map(|k| (0..n).map(|i| f64::from(y[i * c + k])).sum::<f64>() / n as f64).collect();
+        let p: Vec<f64> = (0..c)
+            .map(|k| (0..n).map(|i| f64::from(y[i * c + k])).sum::<f64>() / n as f64)
+            .collect();
         let mut m = vec![0.0; h * h];
         for a in 0..h {
             for b in 0..h {
@@ -705,13 +811,19 @@ mod tests {
         }
         // permute label columns
         let perm = [2usize, 0, 1];
-        let yp: Vec<f32> = (0..n).flat_map(|i| perm.iter().map(move |&k| (i, k))).map(|(i, k)| y[i * c + k]).collect();
+        let yp: Vec<f32> = (0..n)
+            .flat_map(|i| perm.iter().map(move |&k| (i, k)))
+            .map(|(i, k)| y[i * c + k])
+            .collect();
         let sp = Stats::accumulate(&f, &yp, h, c, 1).unwrap();
         for method in [Method::Operator, Method::Fisher] {
             let a = estimate(&s, Mode::Label, method, 1.0).unwrap();
             let b = estimate(&sp, Mode::Label, method, 1.0).unwrap();
             for (x, z) in a.iter().zip(&b) {
-                assert!((x - z).abs() < 1e-6 * (1.0 + x.abs()), "{method:?}: {x} vs {z}");
+                assert!(
+                    (x - z).abs() < 1e-6 * (1.0 + x.abs()),
+                    "{method:?}: {x} vs {z}"
+                );
             }
         }
     }
@@ -727,8 +839,12 @@ mod tests {
         let st = Stats::accumulate(&f, &g, h, h, 1).unwrap();
         let v = estimate(&st, Mode::Text, Method::Fisher, 1.0).unwrap();
         let w = reference_ridge(&f, &g, n, h, h, 1.0);
-        let second: Vec<f64> = (0..h).map(|j| (0..n).map(|i| f64::from(f[i * h + j]).powi(2)).sum::<f64>() / n as f64).collect();
-        let mut expect: Vec<f64> = (0..h).map(|j| (0..h).map(|k| w[j * h + k].powi(2)).sum::<f64>() * second[j]).collect();
+        let second: Vec<f64> = (0..h)
+            .map(|j| (0..n).map(|i| f64::from(f[i * h + j]).powi(2)).sum::<f64>() / n as f64)
+            .collect();
+        let mut expect: Vec<f64> = (0..h)
+            .map(|j| (0..h).map(|k| w[j * h + k].powi(2)).sum::<f64>() * second[j])
+            .collect();
         let mean = expect.iter().sum::<f64>() / h as f64;
         for x in &mut expect {
             *x -= mean;
@@ -744,14 +860,25 @@ mod tests {
         let (f, _) = synthetic(n, h, 1, 7);
         let y = vec![1.0f32; n]; // a single label
         let s = Stats::accumulate(&f, &y, h, 1, 1).unwrap();
-        let e = embed(&s, Mode::Label, &Config::new(h, 32, 0, 18, 1.0, Method::Operator).unwrap()).unwrap();
+        let e = embed(
+            &s,
+            Mode::Label,
+            &Config::new(h, 32, 0, 18, 1.0, Method::Operator).unwrap(),
+        )
+        .unwrap();
         assert!(e.iter().all(|v| *v == 0.0));
         let zeros = vec![0.0f32; n * h];
         let (_, y2) = synthetic(n, h, 2, 8);
         let s = Stats::accumulate(&zeros, &y2, h, 2, 1).unwrap();
-        assert!(estimate(&s, Mode::Label, Method::Fisher, 1.0).unwrap().iter().all(|v| *v == 0.0));
+        assert!(estimate(&s, Mode::Label, Method::Fisher, 1.0)
+            .unwrap()
+            .iter()
+            .all(|v| *v == 0.0));
         let one = Stats::accumulate(&f[..h], &y2[..2], h, 2, 1).unwrap();
-        assert!(estimate(&one, Mode::Label, Method::Operator, 1.0).unwrap().iter().all(|v| *v == 0.0));
+        assert!(estimate(&one, Mode::Label, Method::Operator, 1.0)
+            .unwrap()
+            .iter()
+            .all(|v| *v == 0.0));
     }
 
     #[test]
@@ -766,19 +893,46 @@ mod tests {
         }
         for method in [Method::Operator, Method::Fisher] {
             let cf = cfg(method);
-            let e1 = embed(&Stats::accumulate(&f, &y, h, c, 1).unwrap(), Mode::Label, &cf).unwrap();
-            let e2 = embed(&Stats::accumulate(&f2, &y2, h, c, 1).unwrap(), Mode::Label, &cf).unwrap();
-            let e3 = embed(&Stats::accumulate(&f, &y3, h, c, 1).unwrap(), Mode::Label, &cf).unwrap();
-            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
+            let e1 = embed(
+                &Stats::accumulate(&f, &y, h, c, 1).unwrap(),
+                Mode::Label,
+                &cf,
+            )
+            .unwrap();
+            let e2 = embed(
+                &Stats::accumulate(&f2, &y2, h, c, 1).unwrap(),
+                Mode::Label,
+                &cf,
+            )
+            .unwrap();
+            let e3 = embed(
+                &Stats::accumulate(&f, &y3, h, c, 1).unwrap(),
+                Mode::Label,
+                &cf,
+            )
+            .unwrap();
+            let dot = |a: &[f32], b: &[f32]| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                    .sum::<f64>()
+            };
             assert!((dot(&e1, &e1) - 1.0).abs() < 1e-5);
-            assert!(dot(&e1, &e2) > dot(&e1, &e3) + 0.2, "{method:?}: {} vs {}", dot(&e1, &e2), dot(&e1, &e3));
+            assert!(
+                dot(&e1, &e2) > dot(&e1, &e3) + 0.2,
+                "{method:?}: {} vs {}",
+                dot(&e1, &e2),
+                dot(&e1, &e3)
+            );
         }
     }
 
     #[test]
     fn encode_is_thread_count_independent_and_checks_pairs() {
         let c = Config::new(32, 64, 3, 18, 1.0, Method::Operator).unwrap();
-        let texts: Vec<String> = (0..300).map(|i| format!("text number {i} about things")).collect();
+        let texts: Vec<String> = (0..300)
+            .map(|i| format!("text number {i} about things"))
+            .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let a = encode(&refs, None, 0, &c, 1).unwrap();
         let b = encode(&refs, None, 0, &c, 4).unwrap();

@@ -14,7 +14,7 @@
 //!   its bucket the top `hash_bits` bits; colliding buckets add; the row is L2-normalised at the end.
 //! * An empty text (or one of whitespace only) has no features: its row is empty.
 
-use crate::hash::{fnv1a_extend, fmix64, FNV_OFFSET};
+use crate::hash::{fmix64, fnv1a_extend, FNV_OFFSET};
 
 /// Namespace of the first (or only) text of an input.
 pub const NS_TEXT: u8 = 0;
@@ -243,7 +243,10 @@ pub fn tokens(text: &str) -> Vec<String> {
     let mut lower = String::new();
     let mut spans = Vec::new();
     tokenize(text, &mut lower, &mut spans);
-    spans.iter().map(|&(a, b)| lower[a..b].to_string()).collect()
+    spans
+        .iter()
+        .map(|&(a, b)| lower[a..b].to_string())
+        .collect()
 }
 
 #[cfg(test)]
@@ -252,7 +255,11 @@ mod tests {
     use crate::hash::hash64;
 
     fn norm(r: &SparseRow) -> f64 {
-        r.values.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()
+        r.values
+            .iter()
+            .map(|v| f64::from(*v).powi(2))
+            .sum::<f64>()
+            .sqrt()
     }
 
     #[test]
@@ -278,7 +285,13 @@ mod tests {
             .map(|g| fmix64(fnv1a_extend(ch, g.as_bytes())))
             .collect();
         assert_eq!(s.chars, expect);
-        assert_eq!(s.word, vec![fmix64(fnv1a_extend(seed_state(NS_TEXT, KIND_UNIGRAM), b"ab"))]);
+        assert_eq!(
+            s.word,
+            vec![fmix64(fnv1a_extend(
+                seed_state(NS_TEXT, KIND_UNIGRAM),
+                b"ab"
+            ))]
+        );
     }
 
     #[test]
@@ -286,12 +299,21 @@ mod tests {
         let mut s = Scratch::default();
         hash_features("x y", NS_TEXT, &mut s);
         assert_eq!(s.word[0], hash64(&[NS_TEXT, KIND_UNIGRAM, b'x']));
-        assert_eq!(s.word[1], hash64(&[NS_TEXT, KIND_BIGRAM, b'x', BIGRAM_JOIN, b'y']));
+        assert_eq!(
+            s.word[1],
+            hash64(&[NS_TEXT, KIND_BIGRAM, b'x', BIGRAM_JOIN, b'y'])
+        );
     }
 
     #[test]
     fn rows_are_sorted_unit_norm_and_deterministic() {
-        for text in ["The movie was great, really great!", "a", "日本語", "🙂🙂🙂", "x\u{301}"] {
+        for text in [
+            "The movie was great, really great!",
+            "a",
+            "日本語",
+            "🙂🙂🙂",
+            "x\u{301}",
+        ] {
             let r = featurize(text, None, NS_TEXT, 20);
             assert!(!r.indices.is_empty(), "{text}");
             assert!(r.indices.windows(2).all(|w| w[0] < w[1]));
@@ -311,7 +333,10 @@ mod tests {
 
     #[test]
     fn case_is_folded() {
-        assert_eq!(featurize("Great MOVIE", None, 0, 18), featurize("great movie", None, 0, 18));
+        assert_eq!(
+            featurize("Great MOVIE", None, 0, 18),
+            featurize("great movie", None, 0, 18)
+        );
     }
 
     #[test]
@@ -347,7 +372,12 @@ mod tests {
 
     #[test]
     fn small_hash_bits_collide_but_stay_valid() {
-        let r = featurize("many different words in this one sentence", None, NS_TEXT, 1);
+        let r = featurize(
+            "many different words in this one sentence",
+            None,
+            NS_TEXT,
+            1,
+        );
         assert!(r.indices.len() <= 2);
         assert!(r.values.iter().all(|v| v.is_finite()));
     }

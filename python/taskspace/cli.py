@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "Needs no network and no data.\n\nexample:\n  taskspace demo --mode text",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--mode", choices=["label", "text"], default="label", help="output encoding (default: label)")
+    demo.add_argument("--mode", choices=["label", "text"], default="text", help="output encoding (default: text)")
     demo.add_argument("--seed", type=int, default=0, help="surrogate seed (default: 0)")
     demo.set_defaults(func=_demo)
     return p

@@ -50,7 +50,7 @@ def similarity(
 
     Example:
         >>> import numpy as np, taskspace as ts
-        >>> ts.similarity(np.array([[1.0, 0.0], [1.0, 1.0]])).round(3).tolist()
+        >>> ts.similarity(np.array([[1.0, 0.0], [1.0, 1.0]])).astype(float).round(3).tolist()
         [[1.0, 0.707], [0.707, 1.0]]
     """
     ma, ea = _as_matrix(a, "a")
