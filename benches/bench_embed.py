@@ -44,6 +44,8 @@ from taskspace import _core
 from threadpoolctl import threadpool_limits
 
 N_FEATURES = 2**20
+#: The reference takes ~0.5 s a call: at least this many rounds so its median means something.
+MIN_ROUNDS = 7
 MASK64 = (1 << 64) - 1
 
 
@@ -155,28 +157,28 @@ def _run(benchmark, bench_data, impl: str, threads: int, fn: Callable[[], object
 # -- embed-2000 -----------------------------------------------------------------------------------
 
 
-@pytest.mark.benchmark(group="embed-2000")
+@pytest.mark.benchmark(group="embed-2000", min_rounds=MIN_ROUNDS)
 def test_embed_taskspace_1thread(benchmark, sur, bench_data):
     texts, labels = bench_data.texts, bench_data.labels
     e = _run(benchmark, bench_data, "taskspace", 1, lambda: sur.dataset_embedding(texts, labels, n_threads=1))
     assert e.vector.shape == (4096,)
 
 
-@pytest.mark.benchmark(group="embed-2000")
+@pytest.mark.benchmark(group="embed-2000", min_rounds=MIN_ROUNDS)
 def test_embed_reference_1thread(benchmark, reference, bench_data):
     texts, labels = bench_data.texts, bench_data.labels
     e = _run(benchmark, bench_data, "reference", 1, lambda: reference.dataset_embedding(texts, labels))
     assert e.shape == (4096,)
 
 
-@pytest.mark.benchmark(group="embed-2000")
+@pytest.mark.benchmark(group="embed-2000", min_rounds=MIN_ROUNDS)
 def test_embed_taskspace_2threads(benchmark, sur, bench_data):
     texts, labels = bench_data.texts, bench_data.labels
     e = _run(benchmark, bench_data, "taskspace", 2, lambda: sur.dataset_embedding(texts, labels, n_threads=2))
     assert e.vector.shape == (4096,)
 
 
-@pytest.mark.benchmark(group="embed-2000")
+@pytest.mark.benchmark(group="embed-2000", min_rounds=MIN_ROUNDS)
 def test_embed_reference_2threads(benchmark, reference, bench_data):
     texts, labels = bench_data.texts, bench_data.labels
     e = _run(benchmark, bench_data, "reference", 2, lambda: reference.dataset_embedding(texts, labels))
@@ -186,13 +188,13 @@ def test_embed_reference_2threads(benchmark, reference, bench_data):
 # -- featurize-2000 -------------------------------------------------------------------------------
 
 
-@pytest.mark.benchmark(group="featurize-2000")
+@pytest.mark.benchmark(group="featurize-2000", min_rounds=MIN_ROUNDS)
 def test_featurize_taskspace_1thread(benchmark, sur, bench_data):
     out = _run(benchmark, bench_data, "taskspace", 1, lambda: sur.featurize(bench_data.texts, n_threads=1))
     assert len(out.indptr) == len(bench_data.texts) + 1
 
 
-@pytest.mark.benchmark(group="featurize-2000")
+@pytest.mark.benchmark(group="featurize-2000", min_rounds=MIN_ROUNDS)
 def test_featurize_reference_1thread(benchmark, reference, bench_data):
     w, _ = _run(benchmark, bench_data, "reference", 1, lambda: reference.hashed(bench_data.texts))
     assert w.shape[0] == len(bench_data.texts)
@@ -201,13 +203,13 @@ def test_featurize_reference_1thread(benchmark, reference, bench_data):
 # -- encode-2000 ----------------------------------------------------------------------------------
 
 
-@pytest.mark.benchmark(group="encode-2000")
+@pytest.mark.benchmark(group="encode-2000", min_rounds=MIN_ROUNDS)
 def test_encode_taskspace_1thread(benchmark, sur, bench_data):
     f = _run(benchmark, bench_data, "taskspace", 1, lambda: sur.encode(bench_data.texts, n_threads=1))
     assert f.shape == (len(bench_data.texts), sur.features)
 
 
-@pytest.mark.benchmark(group="encode-2000")
+@pytest.mark.benchmark(group="encode-2000", min_rounds=MIN_ROUNDS)
 def test_encode_reference_1thread(benchmark, reference, bench_data):
     f = _run(benchmark, bench_data, "reference", 1, lambda: reference.encode(bench_data.texts))
     assert f.shape == (len(bench_data.texts), 256)

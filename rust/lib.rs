@@ -6,6 +6,7 @@
 pub mod error;
 pub mod hash;
 pub mod linalg;
+pub mod simd;
 pub mod similarity;
 pub mod sketch;
 pub mod surrogate;

@@ -172,6 +172,12 @@ fn hash64(data: &[u8]) -> u64 {
     hash::hash64(data)
 }
 
+/// Which SIMD instruction set the dispatched kernels use on this machine ("avx2", "sse2", "neon", ...).
+#[pyfunction]
+fn simd_backend() -> &'static str {
+    crate::simd::backend()
+}
+
 /// The featurizer's tokens of a text.
 #[pyfunction]
 fn tokens(text: &str) -> Vec<String> {
@@ -262,6 +268,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SurrogateCore>()?;
     m.add_function(wrap_pyfunction!(hash64, m)?)?;
     m.add_function(wrap_pyfunction!(tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_backend, m)?)?;
     m.add_function(wrap_pyfunction!(featurize, m)?)?;
     m.add_function(wrap_pyfunction!(cosine, m)?)?;
     Ok(())

@@ -2,15 +2,15 @@
 //!
 //! * The frozen encoder (`project_row`): a sparse random projection from the 2^b hashed buckets to
 //!   `features` dims. Bucket j's column has `PROJECTION_NNZ` entries of ±1/sqrt(PROJECTION_NNZ) at
-//!   positions drawn from `SplitMix64(derive(seed, DOMAIN_PROJECTION, j))`; the output row is
-//!   L2-normalised. This is the surrogate's "base model" f(x).
+//!   seeded positions (see `Projection`); the output row is L2-normalised. This is the surrogate's
+//!   "base model" f(x).
 //! * The read-out (`readout`): maps an estimator's matrix (flattened) to `dim` numbers. When the
 //!   matrix has at most `dim` entries they are scattered with seeded signs into distinct seeded
 //!   positions (an exact isometry). Otherwise a count sketch: entry i goes to one seeded bucket with a
 //!   seeded sign, which preserves inner products in expectation with error ~ 1/sqrt(dim) and needs no
 //!   stored matrix. The result is L2-normalised float32 (all zeros when the input is all zeros).
 
-use crate::hash::{derive, SplitMix64};
+use crate::hash::{derive, fmix64, SplitMix64};
 use crate::text::SparseRow;
 
 /// Non-zeros per projection column.
@@ -22,26 +22,66 @@ const DOMAIN_SCATTER: u64 = 3;
 /// Largest `features` the encoder supports (positions are drawn from 16-bit lanes).
 pub const MAX_FEATURES: usize = 1 << 16;
 
-/// Projects one sparse row to `out` (length h, overwritten) and L2-normalises it.
-pub fn project_row(row: &SparseRow, seed: u64, out: &mut [f32]) {
-    let h = out.len() as u64;
-    debug_assert!(h as usize <= MAX_FEATURES && h > 0);
-    out.fill(0.0);
-    let scale = 1.0 / (PROJECTION_NNZ as f32).sqrt();
-    for (&bucket, &v) in row.indices.iter().zip(&row.values) {
-        let mut rng = SplitMix64::new(derive(seed, DOMAIN_PROJECTION, u64::from(bucket)));
-        let lanes = [rng.next_u64(), rng.next_u64()];
-        let signs = rng.next_u64();
-        let sv = v * scale;
-        for k in 0..PROJECTION_NNZ {
-            let lane = (lanes[k / 4] >> (16 * (k % 4))) & 0xffff;
-            let pos = ((lane * h) >> 16) as usize;
-            if (signs >> k) & 1 == 1 {
-                out[pos] -= sv;
-            } else {
-                out[pos] += sv;
+/// The frozen encoder's projection for one seed: column j has `PROJECTION_NNZ` entries ±s at
+/// positions given by 16-bit lanes of `fmix64(key ^ j)` and `fmix64(that ^ LANE2)`, where
+/// `key = derive(seed, DOMAIN_PROJECTION, 0)`: position `(lane·h) >> 16`, sign from the lane's lowest
+/// bit, s = 1/sqrt(PROJECTION_NNZ).
+#[derive(Clone, Copy, Debug)]
+pub struct Projection {
+    key: u64,
+    h: u64,
+}
+
+const LANE2: u64 = 0x6a09_e667_f3bc_c909;
+
+impl Projection {
+    pub fn new(seed: u64, h: usize) -> Self {
+        debug_assert!(h > 0 && h <= MAX_FEATURES);
+        Self {
+            key: derive(seed, DOMAIN_PROJECTION, 0),
+            h: h as u64,
+        }
+    }
+
+    /// Adds `v` times column `bucket` into `out` (length h).
+    #[inline]
+    pub fn add_column(&self, bucket: u32, v: f32, out: &mut [f32]) {
+        let v1 = fmix64(self.key ^ u64::from(bucket));
+        let v2 = fmix64(v1 ^ LANE2);
+        let sv = v * PROJECTION_SCALE;
+        for word in [v1, v2] {
+            for k in 0..4 {
+                let lane = (word >> (16 * k)) & 0xffff;
+                let pos = ((lane * self.h) >> 16) as usize;
+                if lane & 1 == 1 {
+                    out[pos] -= sv;
+                } else {
+                    out[pos] += sv;
+                }
             }
         }
+    }
+
+    /// Projects (bucket, value) entries into `out` (overwritten) and L2-normalises it.
+    pub fn project(&self, entries: &[(u32, f32)], out: &mut [f32]) {
+        debug_assert_eq!(out.len() as u64, self.h);
+        out.fill(0.0);
+        for &(bucket, v) in entries {
+            self.add_column(bucket, v, out);
+        }
+        normalize_f32(out);
+    }
+}
+
+const PROJECTION_SCALE: f32 = 0.353_553_38; // 1/sqrt(8)
+const _: () = assert!(PROJECTION_NNZ == 8);
+
+/// Projects one sparse row to `out` (length h, overwritten) and L2-normalises it.
+pub fn project_row(row: &SparseRow, seed: u64, out: &mut [f32]) {
+    let p = Projection::new(seed, out.len());
+    out.fill(0.0);
+    for (&bucket, &v) in row.indices.iter().zip(&row.values) {
+        p.add_column(bucket, v, out);
     }
     normalize_f32(out);
 }

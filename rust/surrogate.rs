@@ -35,8 +35,9 @@
 
 use crate::error::{ensure, CoreError, Result};
 use crate::linalg::{cholesky, cholesky_solve, matmul_tn, trace};
-use crate::sketch::{project_row, readout, MAX_FEATURES};
-use crate::text::{featurize_into, Scratch, SparseRow};
+use crate::simd::gram_tn;
+use crate::sketch::{readout, Projection, MAX_FEATURES};
+use crate::text::{featurize_entries, featurize_into, Scratch, SparseRow};
 use crate::threads::for_each_piece;
 
 /// Bumped whenever any number an embedding depends on changes; part of the fingerprint.
@@ -152,6 +153,7 @@ pub fn encode(
         })?;
     }
     let h = cfg.features;
+    let projection = Projection::new(cfg.seed, h);
     let mut out = vec![0.0f32; texts.len() * h];
     for_each_piece(
         &mut out,
@@ -159,19 +161,17 @@ pub fn encode(
         n_threads,
         |piece_idx, piece| {
             let mut scratch = Scratch::default();
-            let mut row = SparseRow::default();
             let first = piece_idx * TEXTS_PER_PIECE;
             for (k, dst) in piece.chunks_mut(h).enumerate() {
                 let i = first + k;
-                featurize_into(
+                let entries = featurize_entries(
                     texts[i],
                     pairs.map(|p| p[i]),
                     namespace,
                     cfg.hash_bits,
                     &mut scratch,
-                    &mut row,
                 );
-                project_row(&row, cfg.seed, dst);
+                projection.project(entries, dst);
             }
         },
     );
@@ -346,7 +346,6 @@ fn piece_stats(f: &[f32], y: &[f32], h: usize, c: usize) -> Stats {
     let rows = f.len() / h;
     let mut s = Stats::zeros(h, c);
     s.n = rows as u64;
-    let mut acc = vec![0.0f32; h.max(c)];
     // sums
     for r in 0..rows {
         for (a, v) in s.sum_f.iter_mut().zip(&f[r * h..(r + 1) * h]) {
@@ -356,49 +355,17 @@ fn piece_stats(f: &[f32], y: &[f32], h: usize, c: usize) -> Stats {
             *a += f64::from(*v);
         }
     }
-    // FᵀF (upper), FᵀY, YᵀY (upper): one output row at a time, accumulated in f32 over the piece.
-    for a in 0..h {
-        let acc_ff = &mut acc[..h - a];
-        acc_ff.fill(0.0);
-        for r in 0..rows {
-            let row = &f[r * h..(r + 1) * h];
-            let x = row[a];
-            if x != 0.0 {
-                for (o, v) in acc_ff.iter_mut().zip(&row[a..]) {
-                    *o += x * v;
-                }
-            }
-        }
-        for (o, v) in s.ff[a * h + a..(a + 1) * h].iter_mut().zip(acc_ff.iter()) {
-            *o += f64::from(*v);
-        }
-        let acc_fy = &mut acc[..c];
-        acc_fy.fill(0.0);
-        for r in 0..rows {
-            let x = f[r * h + a];
-            if x != 0.0 {
-                for (o, v) in acc_fy.iter_mut().zip(&y[r * c..(r + 1) * c]) {
-                    *o += x * v;
-                }
-            }
-        }
-        for (o, v) in s.fy[a * c..(a + 1) * c].iter_mut().zip(acc_fy.iter()) {
-            *o += f64::from(*v);
-        }
-    }
-    for a in 0..c {
-        let acc_yy = &mut acc[..c - a];
-        acc_yy.fill(0.0);
-        for r in 0..rows {
-            let row = &y[r * c..(r + 1) * c];
-            let x = row[a];
-            if x != 0.0 {
-                for (o, v) in acc_yy.iter_mut().zip(&row[a..]) {
-                    *o += x * v;
-                }
-            }
-        }
-        for (o, v) in s.yy[a * c + a..(a + 1) * c].iter_mut().zip(acc_yy.iter()) {
+    // FᵀF (upper), FᵀY, YᵀY (upper), accumulated in f32 over the piece, then added in f64.
+    let mut buf = vec![0.0f32; (h * h).max(h * c).max(c * c)];
+    for (m, (a, p), (b, q), upper) in [
+        (&mut s.ff, (f, h), (f, h), true),
+        (&mut s.fy, (f, h), (y, c), false),
+        (&mut s.yy, (y, c), (y, c), true),
+    ] {
+        let out = &mut buf[..p * q];
+        out.fill(0.0);
+        gram_tn(a, b, rows, p, q, upper, out);
+        for (o, v) in m.iter_mut().zip(out.iter()) {
             *o += f64::from(*v);
         }
     }

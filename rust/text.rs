@@ -157,6 +157,7 @@ fn hash_features(text: &str, ns: u8, s: &mut Scratch) {
 
 /// Turns a group's hashes into (bucket, value) entries with sublinear tf and unit group norm.
 fn push_group(hashes: &mut [u64], hash_bits: u32, entries: &mut Vec<(u32, f32)>) {
+    // Sorting by hash also sorts by bucket (the bucket is the hash's top bits).
     if hashes.is_empty() {
         return;
     }
@@ -184,6 +185,30 @@ fn push_group(hashes: &mut [u64], hash_bits: u32, entries: &mut Vec<(u32, f32)>)
     }
 }
 
+/// Computes one input's (bucket, value) entries into `s.entries`: each group sorted by bucket and
+/// unit-norm, groups (and the two sides of a pair) not yet merged. The encoder projects these
+/// directly (projection is linear and its output is normalised, so merging first would not change
+/// it); `featurize_into` merges them into a sparse row.
+pub fn featurize_entries<'a>(
+    text: &str,
+    pair: Option<&str>,
+    ns: u8,
+    hash_bits: u32,
+    s: &'a mut Scratch,
+) -> &'a [(u32, f32)] {
+    s.entries.clear();
+    let sides: [(Option<&str>, u8); 2] = [(Some(text), ns), (pair, NS_TEXT_PAIR)];
+    for (side, side_ns) in sides {
+        let Some(t) = side else { continue };
+        s.word.clear();
+        s.chars.clear();
+        hash_features(t, side_ns, s);
+        push_group(&mut s.word, hash_bits, &mut s.entries);
+        push_group(&mut s.chars, hash_bits, &mut s.entries);
+    }
+    &s.entries
+}
+
 /// Featurizes one input (a text, or a text pair) into a sparse row; `ns` is the namespace of `text`.
 pub fn featurize_into(
     text: &str,
@@ -193,24 +218,10 @@ pub fn featurize_into(
     s: &mut Scratch,
     out: &mut SparseRow,
 ) {
-    s.entries.clear();
-    let sides: [(Option<&str>, u8); 2] = [(Some(text), ns), (pair, NS_TEXT_PAIR)];
-    for (side, side_ns) in sides {
-        let Some(t) = side else { continue };
-        s.word.clear();
-        s.chars.clear();
-        hash_features(t, side_ns, s);
-        let mut word = std::mem::take(&mut s.word);
-        let mut chars = std::mem::take(&mut s.chars);
-        push_group(&mut word, hash_bits, &mut s.entries);
-        push_group(&mut chars, hash_bits, &mut s.entries);
-        s.word = word;
-        s.chars = chars;
-    }
+    featurize_entries(text, pair, ns, hash_bits, s);
     s.entries.sort_unstable_by_key(|e| e.0);
     out.indices.clear();
     out.values.clear();
-    let mut sq = 0.0f64;
     for &(b, v) in &s.entries {
         if out.indices.last() == Some(&b) {
             *out.values.last_mut().expect("non-empty") += v;
@@ -219,9 +230,11 @@ pub fn featurize_into(
             out.values.push(v);
         }
     }
-    for v in &out.values {
-        sq += f64::from(*v) * f64::from(*v);
-    }
+    let sq: f64 = out
+        .values
+        .iter()
+        .map(|v| f64::from(*v) * f64::from(*v))
+        .sum();
     if sq > 0.0 {
         let inv = (1.0 / sq.sqrt()) as f32;
         for v in &mut out.values {

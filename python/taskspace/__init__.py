@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from taskspace._core import __version__
+from taskspace._core import __version__, simd_backend
 from taskspace.embedding import TaskEmbedding
 from taskspace.errors import (
     DegenerateTaskWarning,
@@ -39,4 +39,5 @@ __all__ = [
     "__version__",
     "pair_probe",
     "similarity",
+    "simd_backend",
 ]

@@ -2,6 +2,27 @@
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import final
+
+__all__ = [
+    "MAX_DIM",
+    "MAX_FEATURES",
+    "MAX_LABELS",
+    "NS_OUTPUT",
+    "NS_TEXT",
+    "SURROGATE_VERSION",
+    "InvalidInputError",
+    "NumericalError",
+    "SurrogateCore",
+    "TaskspaceError",
+    "__version__",
+    "build_profile",
+    "cosine",
+    "featurize",
+    "hash64",
+    "simd_backend",
+    "tokens",
+]
 
 __version__: str
 SURROGATE_VERSION: int
@@ -16,6 +37,7 @@ class TaskspaceError(ValueError): ...
 class InvalidInputError(TaskspaceError): ...
 class NumericalError(TaskspaceError): ...
 
+@final
 class SurrogateCore:
     def __new__(
         cls, *, features: int, dim: int, seed: int, hash_bits: int, ridge: float, method: str
@@ -48,6 +70,7 @@ class SurrogateCore:
 
 def hash64(data: bytes) -> int: ...
 def tokens(text: str) -> list[str]: ...
+def simd_backend() -> str: ...
 def featurize(
     texts: list[str], text_pairs: list[str] | None, namespace: int, hash_bits: int, n_threads: int
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
