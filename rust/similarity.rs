@@ -6,17 +6,22 @@ use crate::threads::for_each_piece;
 
 const ROWS_PER_PIECE: usize = 16;
 
-fn inv_norms(x: &[f32], d: usize) -> Vec<f32> {
-    x.chunks(d)
-        .map(|r| {
-            let sq: f64 = r.iter().map(|v| f64::from(*v) * f64::from(*v)).sum();
-            if sq > 0.0 {
-                (1.0 / sq.sqrt()) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect()
+/// Rows scaled to unit length (norms computed in f64, so huge and tiny values neither overflow nor
+/// underflow); zero rows stay zero.
+fn unit_rows(x: &[f32], d: usize) -> Vec<f32> {
+    let mut out = x.to_vec();
+    for row in out.chunks_mut(d) {
+        let big = row.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
+        if big == 0.0 {
+            continue;
+        }
+        let sq: f64 = row.iter().map(|v| (f64::from(*v) / big).powi(2)).sum();
+        let inv = 1.0 / (big * sq.sqrt());
+        for v in row.iter_mut() {
+            *v = (f64::from(*v) * inv) as f32;
+        }
+    }
+    out
 }
 
 /// Cosine similarities S (n×m) between rows of `a` (n×d) and `b` (m×d), written into `out`.
@@ -41,16 +46,16 @@ pub fn cosine_into(
     if m == 0 {
         return Ok(());
     }
-    let na = inv_norms(a, d);
-    let nb = inv_norms(b, d);
+    let ua = unit_rows(a, d);
+    let ub = unit_rows(b, d);
     for_each_piece(out, ROWS_PER_PIECE * m, n_threads, |piece, rows| {
         for (k, orow) in rows.chunks_mut(m).enumerate() {
             let i = piece * ROWS_PER_PIECE + k;
-            let ai = &a[i * d..(i + 1) * d];
+            let ai = &ua[i * d..(i + 1) * d];
             for (j, o) in orow.iter_mut().enumerate() {
-                let bj = &b[j * d..(j + 1) * d];
+                let bj = &ub[j * d..(j + 1) * d];
                 let dot: f32 = ai.iter().zip(bj).map(|(x, y)| x * y).sum();
-                *o = (dot * na[i] * nb[j]).clamp(-1.0, 1.0);
+                *o = dot.clamp(-1.0, 1.0);
             }
         }
     });
@@ -73,6 +78,26 @@ mod tests {
         assert_eq!(out[2], 0.0);
         assert!((out[3] - s).abs() < 1e-6);
         assert_eq!(&out[4..], &[0.0, 0.0]); // a zero row is similar to nothing
+    }
+
+    #[test]
+    fn extreme_magnitudes_neither_overflow_nor_underflow() {
+        let mut out = vec![0.0; 1];
+        cosine_into(&[1e20, 0.0], &[1e20, 1e20], 2, &mut out, 1).unwrap();
+        assert!((out[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        cosine_into(&[3e19, 4e19], &[4e19, 3e19], 2, &mut out, 1).unwrap();
+        assert!((out[0] - 0.96).abs() < 1e-6);
+        cosine_into(&[1e-25, 0.0], &[1e-25, 0.0], 2, &mut out, 1).unwrap();
+        assert_eq!(out[0], 1.0);
+        cosine_into(
+            &[f32::MAX, f32::MAX],
+            &[f32::MAX, -f32::MAX],
+            2,
+            &mut out,
+            1,
+        )
+        .unwrap();
+        assert!(out[0].abs() < 1e-6);
     }
 
     #[test]

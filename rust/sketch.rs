@@ -48,16 +48,13 @@ impl Projection {
     pub fn add_column(&self, bucket: u32, v: f32, out: &mut [f32]) {
         let v1 = fmix64(self.key ^ u64::from(bucket));
         let v2 = fmix64(v1 ^ LANE2);
-        let sv = v * PROJECTION_SCALE;
+        let bits = (v * PROJECTION_SCALE).to_bits();
         for word in [v1, v2] {
             for k in 0..4 {
                 let lane = (word >> (16 * k)) & 0xffff;
                 let pos = ((lane * self.h) >> 16) as usize;
-                if lane & 1 == 1 {
-                    out[pos] -= sv;
-                } else {
-                    out[pos] += sv;
-                }
+                // Branch-free sign: flipping the sign bit gives exactly x - v for x + (-v).
+                out[pos] += f32::from_bits(bits ^ (((lane & 1) as u32) << 31));
             }
         }
     }

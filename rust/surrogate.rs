@@ -30,8 +30,10 @@
 //! wording of outputs matters). Expected Fisher needs only second moments, so it is computed from the
 //! same additive statistics. The vector is centred (its mean removed) before the read-out.
 //!
-//! A task whose outputs never vary (a single label, or identical output texts), or whose inputs all
-//! have no features, has W = 0: its embedding is the zero vector, documented as degenerate.
+//! A task whose outputs never vary (a single label, identical output texts, the same soft label on
+//! every row) or whose inputs never vary (all identical, or all without features) is degenerate: its
+//! embedding is the zero vector. "Never varies" means a variance below 1e-4 of the second moment,
+//! far above the rounding noise of the f32 statistics and far below any real task's.
 
 use crate::error::{ensure, CoreError, Result};
 use crate::linalg::{cholesky, cholesky_solve, matmul_tn, trace};
@@ -51,6 +53,8 @@ pub const MAX_DIM: usize = 1 << 20;
 pub const MAX_LABELS: usize = 4096;
 /// Rows per statistics piece: fixed so results do not depend on the thread count.
 const ROWS_PER_PIECE: usize = 512;
+/// Variance below this fraction of the second moment counts as "never varies" (degenerate task).
+const DEGENERATE_REL: f64 = 1e-4;
 /// Fisher's residual precision is (R + δ·Σ_Y)⁻¹: bounded when the head fits the labels perfectly.
 const FISHER_DELTA: f64 = 1e-3;
 /// Texts per encoding piece handed to one thread.
@@ -484,9 +488,14 @@ pub fn estimate(s: &Stats, mode: Mode, method: Method, ridge: f64) -> Result<Vec
     }
     let tf = trace(&m.sigma_f, h) / h as f64;
     let ty = trace(&m.sigma_y, c) / c as f64;
-    // Features or outputs that never vary: nothing to fit (relative to float noise of unit rows).
-    // (NaN-safe: a NaN trace also counts as degenerate; `validate` rejects NaN statistics anyway.)
-    if tf.is_nan() || ty.is_nan() || tf <= 1e-12 || ty <= 1e-12 {
+    // Inputs or outputs that never vary carry no task: their variance is then only the rounding
+    // noise of f32 accumulation (~1e-6 of the second moment), so compare relative to it.
+    let n = s.n as f64;
+    let second_y = (0..c).map(|j| s.yy[j * s.c + j]).sum::<f64>() / (c as f64 * n);
+    let second_f = m.second_f.iter().sum::<f64>() / h as f64;
+    let varies =
+        |var: f64, second: f64| var.is_finite() && second > 0.0 && var > DEGENERATE_REL * second;
+    if !varies(tf, second_f) || !varies(ty, second_y) {
         return Ok(vec![0.0; out_len]);
     }
     let w = ridge_solve(&m.sigma_f, h, ridge * tf, &m.cross, c)?; // h×c
@@ -838,6 +847,19 @@ mod tests {
         let (_, y2) = synthetic(n, h, 2, 8);
         let s = Stats::accumulate(&zeros, &y2, h, 2, 1).unwrap();
         assert!(estimate(&s, Mode::Label, Method::Fisher, 1.0)
+            .unwrap()
+            .iter()
+            .all(|v| *v == 0.0));
+        // identical inputs with varying labels, and the same soft label on every row
+        let same_rows: Vec<f32> = (0..n).flat_map(|_| f[..h].to_vec()).collect();
+        let s = Stats::accumulate(&same_rows, &y2, h, 2, 1).unwrap();
+        assert!(estimate(&s, Mode::Label, Method::Operator, 1.0)
+            .unwrap()
+            .iter()
+            .all(|v| *v == 0.0));
+        let soft: Vec<f32> = (0..n).flat_map(|_| [0.3f32, 0.7]).collect();
+        let s = Stats::accumulate(&f, &soft, h, 2, 1).unwrap();
+        assert!(estimate(&s, Mode::Label, Method::Operator, 1.0)
             .unwrap()
             .iter()
             .all(|v| *v == 0.0));

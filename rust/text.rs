@@ -46,6 +46,7 @@ pub struct Scratch {
     chars: Vec<u64>,
     offsets: Vec<usize>,
     entries: Vec<(u32, f32)>,
+    counter: Counter,
 }
 
 fn is_word_char(c: char) -> bool {
@@ -155,29 +156,70 @@ fn hash_features(text: &str, ns: u8, s: &mut Scratch) {
     }
 }
 
+/// Counts equal hashes without sorting: an open-addressing table sized to twice the input, emptied
+/// after each use by walking the slots it filled. Distinct hashes come out in first-occurrence order,
+/// which is deterministic.
+#[derive(Default)]
+struct Counter {
+    keys: Vec<u64>,
+    counts: Vec<u32>,
+    filled: Vec<u32>,
+}
+
+impl Counter {
+    fn count(&mut self, hashes: &[u64]) {
+        let cap = (2 * hashes.len()).next_power_of_two().max(64);
+        if self.keys.len() < cap {
+            self.keys = vec![0; cap];
+            self.counts = vec![0; cap];
+        }
+        let mask = self.keys.len() - 1;
+        self.filled.clear();
+        for &h in hashes {
+            let mut slot = (h as usize) & mask;
+            loop {
+                if self.counts[slot] == 0 {
+                    self.keys[slot] = h;
+                    self.counts[slot] = 1;
+                    self.filled.push(slot as u32);
+                    break;
+                }
+                if self.keys[slot] == h {
+                    self.counts[slot] += 1;
+                    break;
+                }
+                slot = (slot + 1) & mask;
+            }
+        }
+    }
+}
+
 /// Turns a group's hashes into (bucket, value) entries with sublinear tf and unit group norm.
-fn push_group(hashes: &mut [u64], hash_bits: u32, entries: &mut Vec<(u32, f32)>) {
-    // Sorting by hash also sorts by bucket (the bucket is the hash's top bits).
+fn push_group(
+    hashes: &[u64],
+    hash_bits: u32,
+    counter: &mut Counter,
+    entries: &mut Vec<(u32, f32)>,
+) {
     if hashes.is_empty() {
         return;
     }
-    hashes.sort_unstable();
+    counter.count(hashes);
     let start = entries.len();
     let mut sq = 0.0f64;
-    let mut i = 0;
-    while i < hashes.len() {
-        let h = hashes[i];
-        let mut j = i + 1;
-        while j < hashes.len() && hashes[j] == h {
-            j += 1;
-        }
-        let tf = (j - i) as f64;
-        let w = 1.0 + tf.ln();
+    for &slot in &counter.filled {
+        let (h, tf) = (counter.keys[slot as usize], counter.counts[slot as usize]);
+        counter.counts[slot as usize] = 0;
+        // 1 + ln(1) = 1 exactly: skip the logarithm for the (most common) single occurrence.
+        let w = if tf == 1 {
+            1.0
+        } else {
+            1.0 + f64::from(tf).ln()
+        };
         sq += w * w;
         let sign = if h & 1 == 1 { -1.0 } else { 1.0 };
         let bucket = (h >> (64 - hash_bits)) as u32;
         entries.push((bucket, (sign * w) as f32));
-        i = j;
     }
     let inv = (1.0 / sq.sqrt()) as f32;
     for e in &mut entries[start..] {
@@ -185,8 +227,8 @@ fn push_group(hashes: &mut [u64], hash_bits: u32, entries: &mut Vec<(u32, f32)>)
     }
 }
 
-/// Computes one input's (bucket, value) entries into `s.entries`: each group sorted by bucket and
-/// unit-norm, groups (and the two sides of a pair) not yet merged. The encoder projects these
+/// Computes one input's (bucket, value) entries into `s.entries`: each group unit-norm, in a
+/// deterministic order, groups (and the two sides of a pair) not yet merged. The encoder projects these
 /// directly (projection is linear and its output is normalised, so merging first would not change
 /// it); `featurize_into` merges them into a sparse row.
 pub fn featurize_entries<'a>(
@@ -203,8 +245,8 @@ pub fn featurize_entries<'a>(
         s.word.clear();
         s.chars.clear();
         hash_features(t, side_ns, s);
-        push_group(&mut s.word, hash_bits, &mut s.entries);
-        push_group(&mut s.chars, hash_bits, &mut s.entries);
+        push_group(&s.word, hash_bits, &mut s.counter, &mut s.entries);
+        push_group(&s.chars, hash_bits, &mut s.counter, &mut s.entries);
     }
     &s.entries
 }

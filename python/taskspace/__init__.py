@@ -38,6 +38,6 @@ __all__ = [
     "TaskspaceError",
     "__version__",
     "pair_probe",
-    "similarity",
     "simd_backend",
+    "similarity",
 ]

@@ -31,7 +31,7 @@ def _demo(args: argparse.Namespace) -> int:
     width = max(len(n) for n in names)
     print(f"done in {elapsed * 1000:.0f} ms. Cosine similarity of the dataset task embeddings:\n")
     print(" " * width + "  " + "  ".join(f"{n[:12]:>12}" for n in names))
-    for name, row in zip(names, sims):
+    for name, row in zip(names, sims, strict=True):
         print(f"{name:>{width}}  " + "  ".join(f"{v:12.3f}" for v in row))
     print()
     for i, name in enumerate(names):
@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         "Needs no network and no data.\n\nexample:\n  taskspace demo --mode text",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--mode", choices=["label", "text"], default="text", help="output encoding (default: text)")
+    demo.add_argument(
+        "--mode", choices=["label", "text"], default="text", help="output encoding (default: text)"
+    )
     demo.add_argument("--seed", type=int, default=0, help="surrogate seed (default: 0)")
     demo.set_defaults(func=_demo)
     return p

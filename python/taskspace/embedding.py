@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from taskspace.errors import FingerprintMismatchError, InvalidInputError
+from taskspace.inputs import finite_f32
 
 __all__ = ["TaskEmbedding"]
 
@@ -54,7 +55,17 @@ class TaskEmbedding:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        v = np.array(self.vector, dtype=np.float32, copy=True)
+        try:
+            raw = np.asarray(self.vector)
+        except ValueError as e:  # ragged
+            raise InvalidInputError(f"vector must be a 1-D array of numbers: {e}") from None
+        if raw.dtype == object or not (
+            np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)
+        ):
+            raise InvalidInputError(f"vector must hold numbers, got dtype {raw.dtype}")
+        if raw.ndim == 1 and raw.size:
+            finite_f32(raw, "vector")
+        v = np.array(raw, dtype=np.float32, copy=True)
         if v.ndim != 1 or v.size == 0:
             raise InvalidInputError(f"vector must be a non-empty 1-D array, got shape {v.shape}")
         if not np.all(np.isfinite(v)):
@@ -63,6 +74,13 @@ class TaskEmbedding:
             raise InvalidInputError(f"kind must be 'dataset' or 'model', got {self.kind!r}")
         if self.mode not in ("label", "text"):
             raise InvalidInputError(f"mode must be 'label' or 'text', got {self.mode!r}")
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
+            raise InvalidInputError(f"n must be a non-negative int, got {self.n!r}")
+        if not isinstance(self.meta, Mapping):
+            raise InvalidInputError(f"meta must be a mapping, got {type(self.meta).__name__}")
+        for attr in ("fingerprint", "method", "name"):
+            if not isinstance(getattr(self, attr), str):
+                raise InvalidInputError(f"{attr} must be str, got {type(getattr(self, attr)).__name__}")
         v.flags.writeable = False
         object.__setattr__(self, "vector", v)
         object.__setattr__(self, "meta", dict(self.meta))
@@ -148,19 +166,21 @@ class TaskEmbedding:
         """Inverse of :meth:`to_dict`."""
         if not isinstance(d, Mapping) or d.get("format") != _FORMAT:
             raise InvalidInputError(f"not a taskspace embedding (expected format {_FORMAT!r})")
-        try:
-            return cls(
-                vector=np.asarray(d["vector"], dtype=np.float32),
-                fingerprint=str(d["fingerprint"]),
-                mode=str(d["mode"]),
-                method=str(d["method"]),
-                name=str(d["name"]),
-                kind=d["kind"],
-                n=int(d["n"]),
-                meta=dict(d.get("meta", {})),
-            )
-        except KeyError as e:
-            raise InvalidInputError(f"embedding dict is missing the field {e.args[0]!r}") from None
+        missing = [k for k in ("vector", "fingerprint", "mode", "method", "name", "kind", "n") if k not in d]
+        if missing:
+            raise InvalidInputError(f"embedding dict is missing the field(s) {missing}")
+        if not isinstance(d["vector"], (list, tuple, np.ndarray)):
+            raise InvalidInputError(f"vector must be a list of numbers, got {type(d['vector']).__name__}")
+        return cls(
+            vector=d["vector"],
+            fingerprint=d["fingerprint"],
+            mode=d["mode"],
+            method=d["method"],
+            name=d["name"],
+            kind=d["kind"],
+            n=d["n"],
+            meta=d.get("meta", {}),
+        )
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the embedding as JSON; the file is replaced atomically (never left half-written)."""
@@ -182,6 +202,6 @@ class TaskEmbedding:
         """Read an embedding written by :meth:`save`."""
         try:
             d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise InvalidInputError(f"{path}: not valid JSON ({e})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InvalidInputError(f"{path}: not a taskspace embedding file ({e})") from None
         return cls.from_dict(d)

@@ -14,6 +14,10 @@ import numpy as np
 from taskspace._core import MAX_LABELS
 from taskspace.errors import InvalidInputError
 
+#: Largest accepted ``n_threads``.
+MAX_THREADS = 1024
+_F32_MAX = float(np.finfo(np.float32).max)
+
 #: Rows of soft labels must sum to 1 within this tolerance.
 SOFT_LABEL_TOLERANCE = 1e-3
 
@@ -58,7 +62,9 @@ def hard_labels(labels: Any, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
     """One-hot float32 (n, C) rows and the label names (sorted) from a sequence of str/int labels."""
     if isinstance(labels, np.ndarray):
         if labels.ndim != 1:
-            raise InvalidInputError(f"labels must be 1-D (or an (n, C) float array), got shape {labels.shape}")
+            raise InvalidInputError(
+                f"labels must be 1-D (or an (n, C) float array), got shape {labels.shape}"
+            )
         labels = labels.tolist()
     if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
         raise TypeError(f"labels must be a sequence of str or int, got {type(labels).__name__}")
@@ -83,8 +89,13 @@ def hard_labels(labels: Any, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
 
 def soft_labels(labels: Any, n: int) -> np.ndarray:
     """Validated float32 (n, C) label distributions."""
-    arr = np.asarray(labels)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    try:
+        arr = np.asarray(labels)
+    except ValueError as e:  # ragged nested lists
+        raise InvalidInputError(f"soft labels must form an (n, C) array: {e}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
         raise TypeError(f"soft labels must be a numeric (n, C) array, got dtype {arr.dtype}")
     if arr.ndim != 2:
         raise InvalidInputError(f"soft labels must be 2-D (n, C), got shape {arr.shape}")
@@ -101,6 +112,9 @@ def soft_labels(labels: Any, n: int) -> np.ndarray:
     if (a64 < 0).any():
         row = int(np.argwhere(a64 < 0)[0][0])
         raise InvalidInputError(f"soft labels contain negative values (row {row})")
+    if (a64 > 1.0 + SOFT_LABEL_TOLERANCE).any():
+        row = int(np.argwhere(a64 > 1.0 + SOFT_LABEL_TOLERANCE)[0][0])
+        raise InvalidInputError(f"soft labels must be probabilities in [0, 1] (row {row})")
     sums = a64.sum(axis=1)
     off = np.abs(sums - 1.0) > SOFT_LABEL_TOLERANCE
     if off.any():
@@ -127,15 +141,20 @@ def n_threads(value: int | None) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"n_threads must be an int or None, got {type(value).__name__}")
-    if value < 1:
-        raise InvalidInputError(f"n_threads must be >= 1 (or None for all cores), got {value}")
+    if not 1 <= value <= MAX_THREADS:
+        raise InvalidInputError(f"n_threads must be in 1..{MAX_THREADS} (or None for all cores), got {value}")
     return int(value)
 
 
 def matrix(x: Any, what: str) -> np.ndarray:
     """A finite, C-contiguous float32 2-D array (a 1-D input becomes one row)."""
-    arr = np.asarray(x)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    try:
+        arr = np.asarray(x)
+    except ValueError as e:  # ragged nested sequences
+        raise InvalidInputError(f"{what} must form a rectangular array: {e}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
         raise TypeError(f"{what} must be a numeric array, got dtype {arr.dtype}")
     if arr.ndim == 1:
         arr = arr[None, :]
@@ -143,7 +162,15 @@ def matrix(x: Any, what: str) -> np.ndarray:
         raise InvalidInputError(f"{what} must be 1-D or 2-D, got shape {arr.shape}")
     if arr.shape[1] == 0:
         raise InvalidInputError(f"{what} has zero-length vectors")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    finite_f32(arr, what)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def finite_f32(arr: np.ndarray, what: str) -> None:
+    """Raise unless every value is finite and fits in float32 (checked before any cast warns)."""
+    if np.issubdtype(arr.dtype, np.integer):
+        return
     if not np.isfinite(arr).all():
-        raise InvalidInputError(f"{what} contains NaN or infinity (or values too large for float32)")
-    return arr
+        raise InvalidInputError(f"{what} contains NaN or infinity")
+    if arr.size and float(np.abs(arr).max()) > _F32_MAX:
+        raise InvalidInputError(f"{what} has values too large for float32")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -13,13 +13,17 @@ from taskspace.errors import InvalidInputError
 
 __all__ = ["similarity"]
 
-Vectors = Union[TaskEmbedding, Sequence[TaskEmbedding], np.ndarray, Sequence[Sequence[float]]]
+Vectors = TaskEmbedding | Sequence[TaskEmbedding] | np.ndarray | Sequence[Sequence[float]]
 
 
 def _as_matrix(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:
     if isinstance(x, TaskEmbedding):
         return x.vector[None, :], [x]
-    if isinstance(x, Sequence) and not isinstance(x, (str, bytes)) and x and isinstance(x[0], TaskEmbedding):
+    if (
+        isinstance(x, Sequence)
+        and not isinstance(x, (str, bytes))
+        and any(isinstance(e, TaskEmbedding) for e in x)
+    ):
         embs = list(x)
         for i, e in enumerate(embs):
             if not isinstance(e, TaskEmbedding):

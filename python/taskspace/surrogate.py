@@ -161,6 +161,8 @@ class Surrogate:
             raise InvalidInputError(f"features must be in 1..{_core.MAX_FEATURES}, got {features}")
         if not 1 <= dim <= _core.MAX_DIM:
             raise InvalidInputError(f"dim must be in 1..{_core.MAX_DIM}, got {dim}")
+        if not 1 <= hash_bits <= 30:
+            raise InvalidInputError(f"hash_bits must be in 1..30, got {hash_bits}")
         if not 0 <= seed < 2**64:
             raise InvalidInputError(f"seed must be in 0..2**64-1, got {seed}")
         if method not in ("operator", "fisher"):
@@ -271,7 +273,9 @@ class Surrogate:
             (0, 1048576)
         """
         t, p = self._texts(texts, text_pairs)
-        indptr, indices, values = _core.featurize(t, p, _core.NS_TEXT, self._hash_bits, inputs.n_threads(n_threads))
+        indptr, indices, values = _core.featurize(
+            t, p, _core.NS_TEXT, self._hash_bits, inputs.n_threads(n_threads)
+        )
         return SparseFeatures(indptr, indices, values, 1 << self._hash_bits)
 
     def encode(
@@ -335,7 +339,9 @@ class Surrogate:
                 y, labels = inputs.hard_labels(outputs, len(t))
         else:
             if inputs.is_soft(outputs):
-                raise TypeError("text mode needs output texts (a sequence of str), not an array of label scores")
+                raise TypeError(
+                    "text mode needs output texts (a sequence of str), not an array of label scores"
+                )
             out_texts = inputs.texts_list(outputs, "outputs")
             inputs.same_length(len(t), len(out_texts), "outputs")
             inputs.check_encodable(out_texts, "outputs")

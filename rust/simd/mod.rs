@@ -55,11 +55,24 @@ pub fn gram_tn(
     gram_tiled(a, b, rows, p, q, upper, out);
 }
 
-const TILE_I: usize = 4;
+const TILE_I: usize = 6;
 const TILE_J: usize = 16;
 
-/// Register-blocked Aᵀ B: 4×16 accumulators stay in registers while the rows stream by. Per entry
-/// it performs exactly the scalar reference's operations in the same order.
+/// Copies columns `c0..c0+w` of the row-major `rows×cols` matrix `m` into `dst` as a `rows×w`
+/// panel (zero-padded past `cols`), so that the kernel reads it sequentially.
+#[inline(always)]
+fn pack(m: &[f32], rows: usize, cols: usize, c0: usize, w: usize, dst: &mut Vec<f32>) {
+    dst.clear();
+    dst.resize(rows * w, 0.0);
+    let n = w.min(cols - c0);
+    for r in 0..rows {
+        dst[r * w..r * w + n].copy_from_slice(&m[r * cols + c0..r * cols + c0 + n]);
+    }
+}
+
+/// Register-blocked Aᵀ B: a 6×16 block of accumulators stays in registers while packed panels of
+/// A and B stream by. Per entry it performs exactly the scalar reference's operations in the same
+/// order (padding only feeds entries that are never written).
 #[inline(always)]
 pub(crate) fn gram_tiled(
     a: &[f32],
@@ -70,50 +83,43 @@ pub(crate) fn gram_tiled(
     upper: bool,
     out: &mut [f32],
 ) {
-    let mut i0 = 0;
-    while i0 < p {
-        let ti = TILE_I.min(p - i0);
-        let mut j0 = if upper { i0 } else { 0 };
-        while j0 < q {
-            let tj = TILE_J.min(q - j0);
-            if ti == TILE_I && tj == TILE_J {
-                let mut acc = [[0.0f32; TILE_J]; TILE_I];
-                for r in 0..rows {
-                    let mut brow = [0.0f32; TILE_J];
-                    brow.copy_from_slice(&b[r * q + j0..r * q + j0 + TILE_J]);
-                    let arow = &a[r * p + i0..r * p + i0 + TILE_I];
-                    for (acc_i, &x) in acc.iter_mut().zip(arow) {
-                        for (o, &y) in acc_i.iter_mut().zip(&brow) {
-                            *o += x * y;
-                        }
-                    }
-                }
-                for (ii, acc_i) in acc.iter().enumerate() {
-                    let i = i0 + ii;
-                    for (jj, &v) in acc_i.iter().enumerate() {
-                        let j = j0 + jj;
-                        if !upper || j >= i {
-                            out[i * q + j] = v;
-                        }
-                    }
-                }
-            } else {
-                for i in i0..i0 + ti {
-                    for j in j0..j0 + tj {
-                        if upper && j < i {
-                            continue;
-                        }
-                        let mut s = 0.0f32;
-                        for r in 0..rows {
-                            s += a[r * p + i] * b[r * q + j];
-                        }
-                        out[i * q + j] = s;
+    let mut bpanel = Vec::new();
+    let mut apanels: Vec<Vec<f32>> = (0..p.div_ceil(TILE_I)).map(|_| Vec::new()).collect();
+    for (ib, panel) in apanels.iter_mut().enumerate() {
+        pack(a, rows, p, ib * TILE_I, TILE_I, panel);
+    }
+    let mut j0 = 0;
+    while j0 < q {
+        pack(b, rows, q, j0, TILE_J, &mut bpanel);
+        for (ib, apanel) in apanels.iter().enumerate() {
+            let i0 = ib * TILE_I;
+            if upper && i0 >= j0 + TILE_J {
+                break; // the whole block lies below the diagonal
+            }
+            let mut acc = [[0.0f32; TILE_J]; TILE_I];
+            for (arow, brow) in apanel.chunks_exact(TILE_I).zip(bpanel.chunks_exact(TILE_J)) {
+                let mut bv = [0.0f32; TILE_J];
+                bv.copy_from_slice(brow);
+                for (acc_i, &x) in acc.iter_mut().zip(arow) {
+                    for (o, &y) in acc_i.iter_mut().zip(&bv) {
+                        *o += x * y;
                     }
                 }
             }
-            j0 += tj;
+            for (ii, acc_i) in acc.iter().enumerate() {
+                let i = i0 + ii;
+                if i >= p {
+                    break;
+                }
+                for (jj, &v) in acc_i.iter().enumerate() {
+                    let j = j0 + jj;
+                    if j < q && (!upper || j >= i) {
+                        out[i * q + j] = v;
+                    }
+                }
+            }
         }
-        i0 += ti;
+        j0 += TILE_J;
     }
 }
 
