@@ -202,30 +202,39 @@ pub fn featurize_batch(
             )
         })?;
     }
-    let mut rows = vec![SparseRow::default(); texts.len()];
-    for_each_piece(&mut rows, TEXTS_PER_PIECE, n_threads, |piece_idx, piece| {
+    // One (row lengths, indices, values) buffer per piece of texts, concatenated in order.
+    let n_pieces = texts.len().div_ceil(TEXTS_PER_PIECE);
+    let mut pieces: Vec<(Vec<u64>, SparseRow)> = vec![(Vec::new(), SparseRow::default()); n_pieces];
+    for_each_piece(&mut pieces, 1, n_threads, |piece_idx, slot| {
+        let (lens, acc) = &mut slot[0];
         let mut scratch = Scratch::default();
-        for (k, row) in piece.iter_mut().enumerate() {
-            let i = piece_idx * TEXTS_PER_PIECE + k;
+        let mut row = SparseRow::default();
+        let first = piece_idx * TEXTS_PER_PIECE;
+        for i in first..(first + TEXTS_PER_PIECE).min(texts.len()) {
             featurize_into(
                 texts[i],
                 pairs.map(|p| p[i]),
                 namespace,
                 hash_bits,
                 &mut scratch,
-                row,
+                &mut row,
             );
+            lens.push(row.indices.len() as u64);
+            acc.indices.extend_from_slice(&row.indices);
+            acc.values.extend_from_slice(&row.values);
         }
     });
-    let nnz: usize = rows.iter().map(|r| r.indices.len()).sum();
-    let mut indptr = Vec::with_capacity(rows.len() + 1);
+    let nnz: usize = pieces.iter().map(|(_, r)| r.indices.len()).sum();
+    let mut indptr = Vec::with_capacity(texts.len() + 1);
     let mut indices = Vec::with_capacity(nnz);
     let mut values = Vec::with_capacity(nnz);
     indptr.push(0u64);
-    for r in rows {
+    for (lens, r) in pieces {
+        for len in lens {
+            indptr.push(indptr[indptr.len() - 1] + len);
+        }
         indices.extend_from_slice(&r.indices);
         values.extend_from_slice(&r.values);
-        indptr.push(indices.len() as u64);
     }
     Ok((indptr, indices, values))
 }

@@ -161,34 +161,35 @@ fn hash_features(text: &str, ns: u8, s: &mut Scratch) {
 /// which is deterministic.
 #[derive(Default)]
 struct Counter {
-    keys: Vec<u64>,
-    counts: Vec<u32>,
+    /// (hash, count) per slot; count 0 marks an empty slot. Only the first `mask + 1` slots are used
+    /// for one input, so a long text seen earlier does not make later lookups miss the cache.
+    slots: Vec<(u64, u32)>,
+    mask: usize,
     filled: Vec<u32>,
 }
 
 impl Counter {
     fn count(&mut self, hashes: &[u64]) {
         let cap = (2 * hashes.len()).next_power_of_two().max(64);
-        if self.keys.len() < cap {
-            self.keys = vec![0; cap];
-            self.counts = vec![0; cap];
+        if self.slots.len() < cap {
+            self.slots = vec![(0, 0); cap];
         }
-        let mask = self.keys.len() - 1;
+        self.mask = cap - 1;
         self.filled.clear();
         for &h in hashes {
-            let mut slot = (h as usize) & mask;
+            let mut slot = (h as usize) & self.mask;
             loop {
-                if self.counts[slot] == 0 {
-                    self.keys[slot] = h;
-                    self.counts[slot] = 1;
+                let entry = &mut self.slots[slot];
+                if entry.1 == 0 {
+                    *entry = (h, 1);
                     self.filled.push(slot as u32);
                     break;
                 }
-                if self.keys[slot] == h {
-                    self.counts[slot] += 1;
+                if entry.0 == h {
+                    entry.1 += 1;
                     break;
                 }
-                slot = (slot + 1) & mask;
+                slot = (slot + 1) & self.mask;
             }
         }
     }
@@ -208,8 +209,7 @@ fn push_group(
     let start = entries.len();
     let mut sq = 0.0f64;
     for &slot in &counter.filled {
-        let (h, tf) = (counter.keys[slot as usize], counter.counts[slot as usize]);
-        counter.counts[slot as usize] = 0;
+        let (h, tf) = std::mem::take(&mut counter.slots[slot as usize]);
         // 1 + ln(1) = 1 exactly: skip the logarithm for the (most common) single occurrence.
         let w = if tf == 1 {
             1.0

@@ -1,0 +1,285 @@
+"""A prompted model: one (OpenAI-compatible endpoint, prompt template, decoding parameters, labels).
+
+Ten prompts on one LLM are ten models, each with its own MTE. The OpenAI wire format (request
+bodies, reading ``choices``/``logprobs``/``usage`` of chat and completions responses) lives here too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from taskspace.probe.endpoints import OpenAIEndpoint
+from taskspace.probe.errors import ProbeError
+from taskspace.probe.labels import Verbalizers
+
+__all__ = ["Prompted", "read_response"]
+
+_FIELD = re.compile(r"\{(text|text_pair)\}")
+#: ``max_tokens`` assumed for a request's token estimate when the parameters set none.
+DEFAULT_COMPLETION_ESTIMATE = 256
+
+
+def canonical_json(obj: Any) -> str:
+    """sha256-ready JSON: sorted keys, no spaces, no NaN."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+class Prompted:
+    """An LLM behind an OpenAI-compatible endpoint with one prompt: one model, one MTE.
+
+    Args:
+        endpoint: the :class:`OpenAIEndpoint` (server + model + limits).
+        template: the prompt, with ``{text}`` and, for pair tasks, ``{text_pair}``. Only these two
+            fields are substituted, so other braces (e.g. JSON in the prompt) need no escaping.
+            For a chat endpoint the rendered prompt is one user message.
+        labels: label -> verbalizer words (or a list of labels, each its own verbalizer). With
+            labels the model's outputs are soft label rows (from logprobs) or labels (matched in the
+            answer's text), see :mod:`taskspace.probe.labels`; without, outputs are the answers'
+            texts (for ``mode="text"`` MTEs).
+        params: request parameters merged over the defaults — ``temperature=0`` always, and with
+            labels ``max_tokens=8`` plus logprobs (chat: ``logprobs=True, top_logprobs=20``;
+            completions: ``logprobs=20``). A value of ``None`` removes a default (e.g.
+            ``{"logprobs": None, "top_logprobs": None}`` for a server without logprobs).
+        name: the model's name in results (default ``"<model>/<first 8 hex digits of id>"``).
+        system: an optional system message (chat endpoints only).
+
+    Sampling (``temperature`` > 0 or unset, and no ``seed``) is allowed; such answers are stored in
+    the cache but not served from it unless the probe is run with ``cache_sampled=True``.
+
+    Example:
+        >>> import taskspace as ts
+        >>> ep = ts.OpenAIEndpoint("http://127.0.0.1:8000/v1", "llama3")
+        >>> m = ts.Prompted(ep, "Review: {text}\\nSentiment (positive or negative):",
+        ...                 labels={"pos": ["positive"], "neg": ["negative"]})
+        >>> m.render("great film")
+        'Review: great film\\nSentiment (positive or negative):'
+        >>> sorted(m.params.items())
+        [('logprobs', True), ('max_tokens', 8), ('temperature', 0), ('top_logprobs', 20)]
+        >>> len(m.id), m.name == "llama3/" + m.id[:8]
+        (64, True)
+    """
+
+    __slots__ = ("_id", "endpoint", "name", "params", "system", "template", "verbalizers")
+
+    def __init__(
+        self,
+        endpoint: OpenAIEndpoint,
+        template: str,
+        *,
+        labels: Mapping[str, str | Sequence[str]] | Sequence[str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        system: str | None = None,
+    ) -> None:
+        if not isinstance(endpoint, OpenAIEndpoint):
+            raise TypeError(f"endpoint must be an OpenAIEndpoint, got {type(endpoint).__name__}")
+        if not isinstance(template, str):
+            raise TypeError(f"template must be str, got {type(template).__name__}")
+        if "{text}" not in template:
+            raise ProbeError("template must contain {text}")
+        if system is not None and not isinstance(system, str):
+            raise TypeError(f"system must be str, got {type(system).__name__}")
+        if system is not None and endpoint.kind != "chat":
+            raise ProbeError("a system message needs a chat endpoint")
+        self.endpoint = endpoint
+        self.template = template
+        self.system = system
+        self.verbalizers = None if labels is None else Verbalizers(labels)
+        merged: dict[str, Any] = {"temperature": 0}
+        if self.verbalizers is not None:
+            merged["max_tokens"] = 8
+            if endpoint.kind == "chat":
+                merged.update(logprobs=True, top_logprobs=20)
+            else:
+                merged["logprobs"] = 20
+        if params is not None:
+            if not isinstance(params, Mapping):
+                raise TypeError(f"params must be a mapping, got {type(params).__name__}")
+            for k, v in params.items():
+                if not isinstance(k, str):
+                    raise TypeError("params keys must be str")
+                if k in ("model", "messages", "prompt", "stream", "n"):
+                    raise ProbeError(f"params may not set {k!r} (the probe sets it)")
+                if v is None:
+                    merged.pop(k, None)
+                else:
+                    merged[k] = v
+        try:
+            canonical_json(merged)
+        except (TypeError, ValueError) as e:
+            raise ProbeError(f"params must be JSON-serialisable without NaN: {e}") from None
+        self.params: dict[str, Any] = merged
+        ident = {
+            "endpoint": endpoint.id,
+            "model": endpoint.model,
+            "template": template,
+            "system": system,
+            "params": merged,
+            "labels": None if self.verbalizers is None else self.verbalizers.canonical(),
+        }
+        self._id = hashlib.sha256(canonical_json(ident).encode()).hexdigest()
+        if name is None:
+            name = f"{endpoint.model}/{self._id[:8]}"
+        if not isinstance(name, str) or not name:
+            raise ProbeError(f"name must be a non-empty str, got {name!r}")
+        self.name = name
+
+    @property
+    def id(self) -> str:
+        """sha256 (hex) of the canonical JSON of endpoint id, model, template, system, params, labels."""
+        return self._id
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """The label names (the columns of soft label rows), or ``None`` for a text model."""
+        return None if self.verbalizers is None else self.verbalizers.labels
+
+    @property
+    def sampled(self) -> bool:
+        """Whether answers are sampled: ``temperature`` unset or > 0, and no ``seed``."""
+        t = self.params.get("temperature")
+        return (t is None or not isinstance(t, (int, float)) or t > 0) and "seed" not in self.params
+
+    @property
+    def uses_pairs(self) -> bool:
+        return "{text_pair}" in self.template
+
+    def __repr__(self) -> str:
+        labels = "" if self.labels is None else f", labels={list(self.labels)!r}"
+        return f"Prompted({self.endpoint!r}, template={self.template!r}{labels}, name={self.name!r})"
+
+    def render(self, text: str, text_pair: str | None = None) -> str:
+        """The prompt for one input."""
+        pair = "" if text_pair is None else text_pair
+        return _FIELD.sub(lambda m: text if m.group(1) == "text" else pair, self.template)
+
+    def prompt(self, text: str, text_pair: str | None = None) -> list[dict[str, str]] | str:
+        """What is sent: a message list (chat) or the rendered string (completions)."""
+        rendered = self.render(text, text_pair)
+        if self.endpoint.kind != "chat":
+            return rendered
+        messages = [{"role": "user", "content": rendered}]
+        if self.system is not None:
+            messages.insert(0, {"role": "system", "content": self.system})
+        return messages
+
+    def body(self, prompt: list[dict[str, str]] | str) -> dict[str, Any]:
+        """The JSON request body for a prompt from :meth:`prompt`."""
+        key = "messages" if self.endpoint.kind == "chat" else "prompt"
+        return {"model": self.endpoint.model, key: prompt, **self.params}
+
+    def estimate_tokens(self, prompt: list[dict[str, str]] | str) -> int:
+        """A rough upper estimate of a request's tokens: characters / 4 + 8, plus ``max_tokens``."""
+        chars = len(prompt) if isinstance(prompt, str) else sum(len(m["content"]) + 4 for m in prompt)
+        out = self.params.get("max_tokens", self.params.get("max_completion_tokens"))
+        if not isinstance(out, int) or isinstance(out, bool):
+            out = DEFAULT_COMPLETION_ESTIMATE
+        return chars // 4 + 8 + out
+
+    def parse(self, answer: Mapping[str, Any]) -> tuple[str | np.ndarray | None, str | None]:
+        """(output, cause): the output of a normalised answer (see :func:`read_response`).
+
+        Text models give the text. Labelled models give a soft label row from logprobs, else the
+        label matched in the text, else ``(None, cause)`` — an unparseable answer.
+        """
+        text = answer.get("text") or ""
+        if self.verbalizers is None:
+            return text, None
+        row = self.verbalizers.soft_label(answer.get("tokens"))
+        if row is not None:
+            return row, None
+        label = self.verbalizers.match(text)
+        if label is not None:
+            return label, None
+        shown = text if len(text) <= 200 else text[:200] + "…"
+        return None, f"unparseable: answer {shown!r} contains no verbalizer of {list(self.verbalizers.labels)}"
+
+
+def _logprob(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    x = float(x)
+    return x if not math.isnan(x) else None
+
+
+def _tokens(lp: Any) -> list[list[Any]] | None:
+    """Generated tokens as ``[[token, logprob, [[candidate, logprob], ...]], ...]``."""
+    if not isinstance(lp, Mapping):
+        return None
+    out: list[list[Any]] = []
+    content = lp.get("content")
+    if isinstance(content, list):  # chat format (also llama.cpp's completions)
+        for t in content:
+            if not isinstance(t, Mapping) or not isinstance(t.get("token"), str):
+                raise ValueError("malformed logprobs.content entry")
+            top = [
+                [c["token"], _logprob(c.get("logprob"))]
+                for c in t.get("top_logprobs") or []
+                if isinstance(c, Mapping) and isinstance(c.get("token"), str)
+            ]
+            out.append([t["token"], _logprob(t.get("logprob")), top])
+        return out
+    tokens = lp.get("tokens")
+    if isinstance(tokens, list):  # legacy completions format
+        lps = lp.get("token_logprobs") or [None] * len(tokens)
+        tops = lp.get("top_logprobs") or [None] * len(tokens)
+        if not isinstance(lps, list) or not isinstance(tops, list):
+            raise ValueError("malformed logprobs: token_logprobs/top_logprobs must be lists")
+        for i, tok in enumerate(tokens):
+            if not isinstance(tok, str):
+                raise ValueError("malformed logprobs.tokens entry")
+            top_i = tops[i] if i < len(tops) else None
+            top = [[c, _logprob(v)] for c, v in top_i.items()] if isinstance(top_i, Mapping) else []
+            out.append([tok, _logprob(lps[i]) if i < len(lps) else None, top])
+        return out
+    return None
+
+
+def read_response(data: Any) -> tuple[dict[str, Any], int | None, int | None]:
+    """(answer, prompt_tokens, completion_tokens) of a chat or completions response body.
+
+    The answer is normalised to ``{"text": str, "tokens": [...] | None, "finish_reason": ...}``
+    whatever the endpoint kind. Raises ``ValueError`` with the reason for a body that is not a
+    usable completion (no ``choices``, no text).
+
+    Example:
+        >>> read_response({"choices": [{"message": {"content": "yes"}, "finish_reason": "stop"}],
+        ...                "usage": {"prompt_tokens": 5, "completion_tokens": 1}})
+        ({'text': 'yes', 'tokens': None, 'finish_reason': 'stop'}, 5, 1)
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"response is a JSON {type(data).__name__}, not an object")
+    if "error" in data and "choices" not in data:
+        err = data["error"]
+        msg = err.get("message") if isinstance(err, Mapping) else err
+        raise ValueError(f"response is an error: {str(msg)[:200]}")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ValueError("response has no choices")
+    choice = choices[0]
+    if not isinstance(choice, Mapping):
+        raise ValueError("response choice is not an object")
+    if "message" in choice:
+        msg = choice["message"]
+        text = msg.get("content") if isinstance(msg, Mapping) else None
+    else:
+        text = choice.get("text")
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise ValueError(f"response text is a {type(text).__name__}, not a string")
+    answer = {"text": text, "tokens": _tokens(choice.get("logprobs")), "finish_reason": choice.get("finish_reason")}
+    usage = data.get("usage")
+    pt = ct = None
+    if isinstance(usage, Mapping):
+        p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        pt = p if isinstance(p, int) and not isinstance(p, bool) and p >= 0 else None
+        ct = c if isinstance(c, int) and not isinstance(c, bool) and c >= 0 else None
+    return answer, pt, ct
