@@ -9,7 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::error::CoreError;
-use crate::similarity::cosine_into;
+use crate::similarity::{self, cosine_into, cosine_self_into};
 use crate::surrogate::{self, Config, Method, Mode, Stats};
 use crate::{hash, text};
 
@@ -216,16 +216,98 @@ fn featurize<'py>(
     ))
 }
 
+fn writable<'py>(
+    out: &'py Bound<'py, numpy::PyArray2<f32>>,
+) -> PyResult<numpy::PyReadwriteArray2<'py, f32>> {
+    out.try_readwrite()
+        .map_err(|_| InvalidInputError::new_err("out is not writeable (or is borrowed elsewhere)"))
+}
+
 /// Cosine similarities of the rows of a (n, d) and b (m, d), written into out (n, m); all float32.
+/// With b None, the rows of a are compared with each other (upper triangle computed, then mirrored).
 #[pyfunction]
 #[pyo3(signature = (a, b, out, n_threads))]
 fn cosine<'py>(
     py: Python<'py>,
     a: PyReadonlyArray2<'py, f32>,
-    b: PyReadonlyArray2<'py, f32>,
+    b: Option<PyReadonlyArray2<'py, f32>>,
     out: Bound<'py, numpy::PyArray2<f32>>,
     n_threads: usize,
 ) -> PyResult<()> {
+    let d = a.shape()[1];
+    let sa = slice(&a)?;
+    let mut w = writable(&out)?;
+    let so = w
+        .as_slice_mut()
+        .map_err(|_| InvalidInputError::new_err("out must be C-contiguous"))?;
+    match b {
+        Some(b) => {
+            if b.shape()[1] != d {
+                return Err(InvalidInputError::new_err(format!(
+                    "dimension mismatch: {d} vs {}",
+                    b.shape()[1]
+                )));
+            }
+            let sb = slice(&b)?;
+            py.detach(|| cosine_into(sa, sb, d, so, n_threads))
+                .map_err(to_py)
+        }
+        None => py
+            .detach(|| cosine_self_into(sa, d, so, n_threads))
+            .map_err(to_py),
+    }
+}
+
+/// Fused top-k cosine search: (ids int64, scores float32), both flat (n*k), best first.
+#[pyfunction]
+#[pyo3(signature = (a, b, k, exclude_self, n_threads))]
+#[allow(clippy::type_complexity)]
+fn top_k<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f32>,
+    b: Option<PyReadonlyArray2<'py, f32>>,
+    k: usize,
+    exclude_self: bool,
+    n_threads: usize,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+    let d = a.shape()[1];
+    if let Some(b) = &b {
+        if b.shape()[1] != d {
+            return Err(InvalidInputError::new_err(format!(
+                "dimension mismatch: {d} vs {}",
+                b.shape()[1]
+            )));
+        }
+    }
+    let sa = slice(&a)?;
+    let sb = match &b {
+        Some(b) => Some(slice(b)?),
+        None => None,
+    };
+    let (ids, scores) = py
+        .detach(|| similarity::top_k(sa, sb, d, k, exclude_self, n_threads))
+        .map_err(to_py)?;
+    Ok((PyArray1::from_vec(py, ids), PyArray1::from_vec(py, scores)))
+}
+
+/// All pairs with cosine >= threshold: (i int64, j int64, score float32); rows of a numbered from
+/// row_offset; with upper_only, a is the block of b starting at row_offset and only j > i is kept.
+#[pyfunction]
+#[pyo3(signature = (a, b, threshold, row_offset, upper_only, n_threads))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn pairs_above<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f32>,
+    b: PyReadonlyArray2<'py, f32>,
+    threshold: f32,
+    row_offset: usize,
+    upper_only: bool,
+    n_threads: usize,
+) -> PyResult<(
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f32>>,
+)> {
     let d = a.shape()[1];
     if b.shape()[1] != d {
         return Err(InvalidInputError::new_err(format!(
@@ -234,14 +316,14 @@ fn cosine<'py>(
         )));
     }
     let (sa, sb) = (slice(&a)?, slice(&b)?);
-    let mut w = out
-        .try_readwrite()
-        .map_err(|_| InvalidInputError::new_err("out is not writeable"))?;
-    let so = w
-        .as_slice_mut()
-        .map_err(|_| InvalidInputError::new_err("out must be C-contiguous"))?;
-    py.detach(|| cosine_into(sa, sb, d, so, n_threads))
-        .map_err(to_py)
+    let (is, js, ss) = py
+        .detach(|| similarity::pairs_above(sa, sb, d, threshold, row_offset, upper_only, n_threads))
+        .map_err(to_py)?;
+    Ok((
+        PyArray1::from_vec(py, is),
+        PyArray1::from_vec(py, js),
+        PyArray1::from_vec(py, ss),
+    ))
 }
 
 #[pymodule]
@@ -271,5 +353,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_backend, m)?)?;
     m.add_function(wrap_pyfunction!(featurize, m)?)?;
     m.add_function(wrap_pyfunction!(cosine, m)?)?;
+    m.add_function(wrap_pyfunction!(top_k, m)?)?;
+    m.add_function(wrap_pyfunction!(pairs_above, m)?)?;
     Ok(())
 }

@@ -23,21 +23,37 @@ from taskspace.errors import (
     TaskspaceError,
 )
 from taskspace.pairs import pair_probe
-from taskspace.similarity import similarity
+from taskspace.probe import CallableModel, OpenAIEndpoint, Prompted, probe, probe_sync
+from taskspace.similarity import Pairs, TopK, pairs_above, similarity
 from taskspace.surrogate import SparseFeatures, Surrogate, TaskStats
 
 __all__ = [
+    "CallableModel",
     "DegenerateTaskWarning",
     "FingerprintMismatchError",
     "InvalidInputError",
     "NumericalError",
+    "OpenAIEndpoint",
+    "Pairs",
+    "Prompted",
     "SparseFeatures",
     "Surrogate",
     "TaskEmbedding",
     "TaskStats",
     "TaskspaceError",
+    "TopK",
     "__version__",
     "pair_probe",
+    "pairs_above",
+    "probe",
+    "probe_sync",
     "simd_backend",
     "similarity",
 ]
+
+try:  # the default probe set ships separately (taskspace/probe/probe_set.py)
+    from taskspace.probe import probe_set
+except ImportError:
+    pass
+else:
+    __all__ += ["probe_set"]

@@ -10,10 +10,17 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+/// Rows and columns of the similarity micro-kernel's tile.
+pub const MR: usize = 6;
+pub const NR: usize = 16;
+
 /// Which instruction set the dispatched kernels use on this machine.
 pub fn backend() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
+        if x86::has_avx2_fma() {
+            return "avx2+fma";
+        }
         if x86::has_avx2() {
             return "avx2";
         }
@@ -53,6 +60,60 @@ pub fn gram_tn(
         }
     }
     gram_tiled(a, b, rows, p, q, upper, out);
+}
+
+/// Similarity micro-kernel: `c[i][j] = Σ_k a[k·MR + i] · b[k·NR + j]` for packed, k-major panels
+/// `a` (k×MR) and `b` (k×NR); `c` is an MR×NR row-major tile, overwritten (or added to, when
+/// `accumulate`: the k dimension can then be processed in cache-sized chunks). Similarities are not
+/// embeddings, so the fast path may fuse multiply-adds (results then differ from the scalar
+/// reference by float rounding only).
+#[inline]
+pub fn kernel(k: usize, a: &[f32], b: &[f32], c: &mut [f32; MR * NR], accumulate: bool) {
+    assert!(
+        a.len() >= k * MR && b.len() >= k * NR,
+        "kernel: panels too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::has_avx2_fma() {
+            // SAFETY: AVX2 and FMA support was just checked; panel sizes were asserted.
+            unsafe { x86::kernel_avx2(k, a, b, c, accumulate) };
+            return;
+        }
+    }
+    kernel_portable(k, a, b, c, accumulate);
+}
+
+/// The micro-kernel in plain Rust (auto-vectorised: SSE2 on x86-64, NEON on aarch64).
+#[inline(always)]
+pub(crate) fn kernel_portable(
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32; MR * NR],
+    accumulate: bool,
+) {
+    let mut acc = [[0.0f32; NR]; MR];
+    if accumulate {
+        for (acc_i, src) in acc.iter_mut().zip(c.chunks_exact(NR)) {
+            acc_i.copy_from_slice(src);
+        }
+    }
+    for (arow, brow) in a[..k * MR]
+        .chunks_exact(MR)
+        .zip(b[..k * NR].chunks_exact(NR))
+    {
+        let mut bv = [0.0f32; NR];
+        bv.copy_from_slice(brow);
+        for (acc_i, &x) in acc.iter_mut().zip(arow) {
+            for (o, &y) in acc_i.iter_mut().zip(&bv) {
+                *o += x * y;
+            }
+        }
+    }
+    for (dst, src) in c.chunks_exact_mut(NR).zip(&acc) {
+        dst.copy_from_slice(src);
+    }
 }
 
 const TILE_I: usize = 6;
@@ -169,6 +230,38 @@ mod tests {
                 assert_eq!(tiled, slow);
             }
         }
-        assert!(["avx2", "sse2", "neon", "scalar"].contains(&backend()));
+        assert!(["avx2+fma", "avx2", "sse2", "neon", "scalar"].contains(&backend()));
+    }
+
+    #[test]
+    fn kernel_matches_scalar_dot_products() {
+        for k in [0usize, 1, 15, 16, 17, 255, 1023] {
+            let a = random(k * MR, 3 + k as u64);
+            let b = random(k * NR, 4 + k as u64);
+            let mut fast = [0.0f32; MR * NR];
+            let mut portable = [0.0f32; MR * NR];
+            kernel(k, &a, &b, &mut fast, false);
+            kernel_portable(k, &a, &b, &mut portable, false);
+            // in two chunks of k, accumulating
+            let h = k / 2;
+            let mut chunked = [0.0f32; MR * NR];
+            kernel(h, &a, &b, &mut chunked, false);
+            kernel(k - h, &a[h * MR..], &b[h * NR..], &mut chunked, true);
+            for i in 0..MR {
+                for j in 0..NR {
+                    let x: Vec<f32> = (0..k).map(|t| a[t * MR + i]).collect();
+                    let y: Vec<f32> = (0..k).map(|t| b[t * NR + j]).collect();
+                    let want = scalar::dot(&x, &y);
+                    let tol = 1e-5 * (1.0 + k as f32).sqrt();
+                    assert!(
+                        (fast[i * NR + j] - want).abs() <= tol,
+                        "k={k}: {} vs {want}",
+                        fast[i * NR + j]
+                    );
+                    assert!((portable[i * NR + j] - want).abs() <= tol);
+                    assert!((chunked[i * NR + j] - want).abs() <= tol);
+                }
+            }
+        }
     }
 }

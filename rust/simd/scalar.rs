@@ -23,3 +23,12 @@ pub fn gram_tn(
         }
     }
 }
+
+/// Reference dot product: sequential f32 accumulation.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for (x, y) in a.iter().zip(b) {
+        s += x * y;
+    }
+    s
+}

@@ -1,10 +1,18 @@
-//! x86-64 fast paths, compiled for AVX2 and chosen at run time.
+//! x86-64 fast paths, chosen at run time.
 
+use std::arch::x86_64::*;
 use std::sync::OnceLock;
+
+use super::{MR, NR};
 
 pub fn has_avx2() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
+}
+
+pub fn has_avx2_fma() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| has_avx2() && std::arch::is_x86_feature_detected!("fma"))
 }
 
 /// `super::gram_tiled` compiled with AVX2 enabled (same operations, wider lanes).
@@ -22,4 +30,47 @@ pub unsafe fn gram_tn_avx2(
     out: &mut [f32],
 ) {
     super::gram_tiled(a, b, rows, p, q, upper, out);
+}
+
+/// The 6×16 micro-kernel: `c[i][j] = Σ_k a[k][i] · b[k][j]` over packed panels (`a`: k×6, `b`:
+/// k×16, both k-major), with 12 AVX2 accumulators and fused multiply-adds; `c` is a 6×16 row-major
+/// tile, overwritten, or added to when `accumulate`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `a` holds at least `k*MR` and `b` at least `k*NR` floats.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn kernel_avx2(
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32; MR * NR],
+    accumulate: bool,
+) {
+    debug_assert!(a.len() >= k * MR && b.len() >= k * NR);
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    if accumulate {
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            acc_i[0] = _mm256_loadu_ps(c.as_ptr().add(i * NR));
+            acc_i[1] = _mm256_loadu_ps(c.as_ptr().add(i * NR + 8));
+        }
+    }
+    let pa = a.as_ptr();
+    let pb = b.as_ptr();
+    for kk in 0..k {
+        // SAFETY: kk < k and the panels hold k rows (checked above in debug builds; guaranteed by
+        // the packing code that sizes them).
+        let b0 = _mm256_loadu_ps(pb.add(kk * NR));
+        let b1 = _mm256_loadu_ps(pb.add(kk * NR + 8));
+        let arow = pa.add(kk * MR);
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            let x = _mm256_broadcast_ss(&*arow.add(i));
+            acc_i[0] = _mm256_fmadd_ps(x, b0, acc_i[0]);
+            acc_i[1] = _mm256_fmadd_ps(x, b1, acc_i[1]);
+        }
+    }
+    let pc = c.as_mut_ptr();
+    for (i, acc_i) in acc.iter().enumerate() {
+        _mm256_storeu_ps(pc.add(i * NR), acc_i[0]);
+        _mm256_storeu_ps(pc.add(i * NR + 8), acc_i[1]);
+    }
 }
