@@ -77,7 +77,10 @@ def featurize(
     texts: list[str], text_pairs: list[str] | None, namespace: int, hash_bits: int, n_threads: int
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
 def cosine(
-    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32] | None, out: npt.NDArray[np.float32], n_threads: int
+    a: npt.NDArray[np.float32],
+    b: npt.NDArray[np.float32] | None,
+    out: npt.NDArray[np.float32],
+    n_threads: int,
 ) -> None: ...
 def top_k(
     a: npt.NDArray[np.float32], b: npt.NDArray[np.float32] | None, k: int, exclude_self: bool, n_threads: int

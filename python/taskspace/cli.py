@@ -87,6 +87,9 @@ def _serve_models(args: argparse.Namespace) -> int:
         return 2
     try:
         serve_models(models, host=args.host, port=args.port, allow_remote=args.allow_remote)
+    except TaskspaceError as e:
+        print(f"taskspace serve-models: {e}", file=sys.stderr)
+        return 2
     except OSError as e:  # port in use, address not available
         print(f"taskspace serve-models: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
         return 1

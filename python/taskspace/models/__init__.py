@@ -32,7 +32,7 @@ from taskspace.models.encoder import (
     encoder_name,
 )
 from taskspace.models.in_context import InContext
-from taskspace.models.local import LabelModel, LocalModel
+from taskspace.models.prompt_model import PromptModel
 from taskspace.models.zero_shot import ZeroShot
 
 __all__ = [
@@ -40,8 +40,7 @@ __all__ = [
     "Encoder",
     "HashedNgramEncoder",
     "InContext",
-    "LabelModel",
-    "LocalModel",
+    "PromptModel",
     "ZeroShot",
     "default_encoder",
     "encoder_name",

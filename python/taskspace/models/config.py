@@ -39,7 +39,7 @@ from typing import Any
 
 from taskspace.errors import InvalidInputError
 from taskspace.models.in_context import InContext
-from taskspace.models.local import LocalModel
+from taskspace.models.prompt_model import PromptModel
 from taskspace.models.zero_shot import ZeroShot
 
 if sys.version_info >= (3, 11):
@@ -61,7 +61,7 @@ _IN_CONTEXT_KEYS = {
 }
 
 
-def load_models(path: str | Path) -> dict[str, LocalModel]:
+def load_models(path: str | Path) -> dict[str, PromptModel]:
     """The models a TOML config defines, by name (in file order).
 
     Raises :class:`~taskspace.InvalidInputError` naming the file and the model for anything wrong
@@ -97,7 +97,7 @@ def load_models(path: str | Path) -> dict[str, LocalModel]:
     tables = config.get("models")
     if not isinstance(tables, dict) or not tables:
         raise InvalidInputError(f"{path} defines no models; add at least one [models.NAME] table")
-    models: dict[str, LocalModel] = {}
+    models: dict[str, PromptModel] = {}
     for name, table in tables.items():
         where = f"{path}: [models.{name}]"
         if not isinstance(table, dict):
@@ -109,7 +109,7 @@ def load_models(path: str | Path) -> dict[str, LocalModel]:
     return models
 
 
-def _model(name: str, table: dict[str, Any], base: Path) -> LocalModel:
+def _model(name: str, table: dict[str, Any], base: Path) -> PromptModel:
     kind = table.get("kind")
     if kind == "zero-shot":
         _known(table, _ZERO_SHOT_KEYS)
@@ -124,7 +124,8 @@ def _model(name: str, table: dict[str, Any], base: Path) -> LocalModel:
         )
     if kind == "in-context":
         _known(table, _IN_CONTEXT_KEYS)
-        inline, file = table.get("demonstrations"), table.get("demonstrations_file")
+        inline: Any = table.get("demonstrations")
+        file = table.get("demonstrations_file")
         if (inline is None) == (file is None):
             raise InvalidInputError(
                 "an in-context model needs exactly one of 'demonstrations' and 'demonstrations_file'"

@@ -9,12 +9,12 @@ import numpy as np
 
 from taskspace.errors import InvalidInputError
 from taskspace.models.encoder import Encoder
-from taskspace.models.local import LocalModel, check_label, check_temperature, unit_rows
+from taskspace.models.prompt_model import PromptModel, check_label, check_temperature, unit_rows
 
 __all__ = ["InContext"]
 
 
-class InContext(LocalModel):
+class InContext(PromptModel):
     """An in-context classifier whose prompt is a list of demonstrations (text, label).
 
     An input's answer is the similarity-weighted vote of its ``k`` nearest demonstrations (cosine

@@ -64,9 +64,6 @@ MAX_BATCH = 256
 MAX_BODY = 8 * 1024 * 1024
 _MAX_N = 128
 
-_MODELS = web.AppKey("models", dict)
-_BATCHERS = web.AppKey("batchers", dict)
-
 
 class _RequestError(Exception):
     def __init__(
@@ -103,7 +100,8 @@ class _Batcher:
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
-            batch, size = [], 0
+            batch: list[tuple[list[str], asyncio.Future[tuple[list[str], np.ndarray]]]] = []
+            size = 0
             while self._pending and (not batch or size + len(self._pending[0][0]) <= MAX_BATCH):
                 item = self._pending.popleft()
                 batch.append(item)
@@ -130,6 +128,10 @@ class _Batcher:
         for _, fut in self._pending:
             fut.cancel()
         self._pending.clear()
+
+
+_MODELS: web.AppKey[dict[str, Any]] = web.AppKey("models", dict)
+_BATCHERS: web.AppKey[dict[str, _Batcher]] = web.AppKey("batchers", dict)
 
 
 def _checked_proba(model: Any, texts: list[str]) -> tuple[list[str], np.ndarray]:
@@ -238,7 +240,8 @@ def _batcher(request: web.Request, name: Any) -> _Batcher:
         raise _RequestError(400, "'model' must be a string naming a served model", param="model")
     batcher = request.app[_BATCHERS].get(name)
     if batcher is None:
-        served = ", ".join(request.app[_MODELS])
+        models = request.app[_MODELS]
+        served = ", ".join(models)
         raise _RequestError(
             404,
             f"the model {name!r} does not exist; served models: {served}",
@@ -507,7 +510,8 @@ def serve_models(
         ):  # no signal handlers on Windows / off the main thread
             loop.add_signal_handler(signal.SIGTERM, stop.set)
         async with model_server(models, host=host, port=port, allow_remote=allow_remote) as url:
-            print(f"taskspace model server: {len(models)} models ({', '.join(models)}) at {url}", flush=True)
+            count = f"{len(models)} model{'s' if len(models) != 1 else ''}"
+            print(f"taskspace model server: {count} ({', '.join(models)}) at {url}", flush=True)
             await stop.wait()
 
     with suppress(KeyboardInterrupt):

@@ -9,12 +9,12 @@ import numpy as np
 
 from taskspace.errors import InvalidInputError
 from taskspace.models.encoder import Encoder
-from taskspace.models.local import LocalModel, check_label, check_temperature, softmax, unit_rows
+from taskspace.models.prompt_model import PromptModel, check_label, check_temperature, softmax, unit_rows
 
 __all__ = ["ZeroShot"]
 
 
-class ZeroShot(LocalModel):
+class ZeroShot(PromptModel):
     """A zero-shot classifier whose prompt is a hypothesis template and one description per label.
 
     Each label's descriptions are put into the template (``template.replace("{}", description)``)

@@ -1,9 +1,11 @@
-"""What every local prompt-driven model shares: the model protocol, naming, input checks, scoring.
+"""What every local prompt-driven model shares: naming, input checks, scoring.
 
-A local model is a classifier whose behaviour is set entirely by its *prompt* (label descriptions
-for :class:`~taskspace.models.ZeroShot`, demonstrations for :class:`~taskspace.models.InContext`)
-plus an encoder. Its protocol — ``name``, ``labels``, ``predict(texts)`` and
-``predict_proba(texts) -> (labels, probs)`` — is what the probe runner and the model server use.
+A prompt model is a local classifier whose behaviour is set entirely by its *prompt* (label
+descriptions for :class:`~taskspace.models.ZeroShot`, demonstrations for
+:class:`~taskspace.models.InContext`) plus an encoder. It follows the probe layer's local-model
+protocol (``taskspace.probe.LocalModel``: ``name``, ``predict(texts)``,
+``predict_proba(texts) -> (labels, probs)``), which is all the probe runner and the model server
+use, and also has ``labels``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,22 +22,7 @@ from taskspace import inputs
 from taskspace.errors import InvalidInputError
 from taskspace.models.encoder import CachedEncoder, Encoder, default_encoder
 
-__all__ = ["LabelModel", "LocalModel"]
-
-
-@runtime_checkable
-class LabelModel(Protocol):
-    """A classifier the probe runner and the model server can use directly."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def labels(self) -> tuple[str, ...]: ...
-
-    def predict(self, texts: Sequence[str]) -> list[str]: ...
-
-    def predict_proba(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]: ...
+__all__ = ["PromptModel"]
 
 
 def check_texts(texts: Any) -> list[str]:
@@ -79,7 +66,7 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
-class LocalModel:
+class PromptModel:
     """Base class of the local prompt-driven models (not used directly).
 
     Subclasses set :attr:`kind`, call ``__init__`` (labels, encoder), build their prompt content,
