@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -66,7 +67,7 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
-class PromptModel:
+class PromptModel(ABC):
     """Base class of the local prompt-driven models (not used directly).
 
     Subclasses set :attr:`kind`, call ``__init__`` (labels, encoder), build their prompt content,
@@ -120,8 +121,9 @@ class PromptModel:
         """Everything that determines the answers, as JSON-compatible data."""
         return {"kind": self.kind, "encoder": self._encoder.name, **self._content()}
 
+    @abstractmethod
     def _content(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The prompt's content (what the subclass's answers depend on)."""
 
     def _default_name(self) -> str:
         canonical = json.dumps(self.prompt, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -149,5 +151,6 @@ class PromptModel:
     def _encode(self, texts: list[str]) -> np.ndarray:
         return unit_rows(self._encoder(texts))
 
+    @abstractmethod
     def _proba(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Unnormalised label scores (n, C) of encoded, unit-norm inputs."""
