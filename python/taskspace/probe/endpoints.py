@@ -35,12 +35,13 @@ RETRY_STATUSES: frozenset[int] = frozenset({408, 409, 429, *range(500, 600)})
 def _positive(value: Any, what: str, *, integer: bool = False, allow_none: bool = False) -> Any:
     if value is None and allow_none:
         return None
-    kinds: tuple[type, ...] = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise TypeError(f"{what} must be {'an int' if integer else 'a number'}, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
         raise ProbeError(f"{what} must be > 0, got {value!r}")
-    return int(value) if integer else float(value)
+    return int(number) if integer else number
 
 
 class OpenAIEndpoint:
@@ -218,9 +219,12 @@ class OpenAIEndpoint:
                 f"{self.base_url}) is not set or empty"
             )
 
-    def _request_headers(self) -> dict[str, str]:
-        """Headers of one request; the key is read from the environment now and kept nowhere."""
-        headers = {"Content-Type": "application/json", **self._headers}
+    def _request_headers(self) -> dict[str, str] | None:
+        """Extra headers of one request (``None`` when there are none: the run's session sends
+        ``Content-Type: application/json``); the key is read from the environment now, kept nowhere."""
+        if self.api_key_env is None and not self._headers:
+            return None
+        headers = dict(self._headers)
         if self.api_key_env is not None:
             key = os.environ.get(self.api_key_env)
             if not key:
@@ -300,7 +304,17 @@ class CallableModel:
         ['pos', 'neg']
     """
 
-    __slots__ = ("batch_size", "cache_id", "fn", "is_async", "labels", "max_concurrency", "mode", "name", "timeout")
+    __slots__ = (
+        "batch_size",
+        "cache_id",
+        "fn",
+        "is_async",
+        "labels",
+        "max_concurrency",
+        "mode",
+        "name",
+        "timeout",
+    )
 
     def __init__(
         self,

@@ -28,7 +28,7 @@ Example:
     'neg'
     >>> import math
     >>> tokens = [[" Positive", math.log(0.7), [[" Positive", math.log(0.7)], ["negative", math.log(0.2)]]]]
-    >>> [round(p, 3) for p in v.soft_label(tokens)]
+    >>> v.soft_label(tokens).round(3).tolist()
     [0.778, 0.222]
 """
 
@@ -68,7 +68,9 @@ class Verbalizers:
 
     def __init__(self, labels: Mapping[str, str | Sequence[str]] | Sequence[str]) -> None:
         if isinstance(labels, str):
-            raise TypeError("labels must be a mapping label -> verbalizers or a sequence of labels, not a str")
+            raise TypeError(
+                "labels must be a mapping label -> verbalizers or a sequence of labels, not a str"
+            )
         items: list[tuple[str, Any]]
         if isinstance(labels, Mapping):
             items = list(labels.items())

@@ -20,20 +20,32 @@ class TokenBucket:
 
     ``acquire(n)`` waits until the bucket holds ``min(n, capacity)`` tokens, then takes ``n`` — the
     bucket may go into debt for a request larger than it can hold, which later requests repay.
-    ``give_back(n)`` returns tokens (negative ``n`` takes more), e.g. when a reservation was wrong.
+    ``give_back(n)`` returns tokens (negative ``n`` takes more), e.g. when a reservation was wrong;
+    waiters of a bucket that gets tokens back (``poll`` set) look again every ``poll`` seconds
+    instead of sleeping until the refill alone would let them go.
     """
 
-    __slots__ = ("_stamp", "capacity", "rate", "tokens")
+    __slots__ = ("_stamp", "capacity", "poll", "rate", "tokens")
 
-    def __init__(self, rate: float, capacity: float) -> None:
+    def __init__(self, rate: float, capacity: float, *, poll: float | None = None) -> None:
         self.rate = float(rate)
         self.capacity = float(capacity)
         self.tokens = float(capacity)
+        self.poll = poll
         self._stamp = time.monotonic()
 
     def _refill(self, now: float) -> None:
         self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate)
         self._stamp = now
+
+    def try_take(self, n: float, now: float) -> bool:
+        """Take ``n`` tokens now if the bucket holds ``min(n, capacity)``; never waits."""
+        self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self.tokens >= min(n, self.capacity):
+            self.tokens -= n
+            return True
+        return False
 
     async def acquire(self, n: float = 1.0) -> None:
         need = min(n, self.capacity)
@@ -43,14 +55,15 @@ class TokenBucket:
             if self.tokens >= need:
                 self.tokens -= n
                 return
-            await asyncio.sleep((need - self.tokens) / self.rate)
+            wait = (need - self.tokens) / self.rate
+            await asyncio.sleep(wait if self.poll is None else min(wait, self.poll))
 
     def give_back(self, n: float) -> None:
         self._refill(time.monotonic())
         self.tokens = min(self.capacity, self.tokens + n)
 
     @classmethod
-    def per_minute(cls, limit: float) -> TokenBucket:
+    def per_minute(cls, limit: float, *, poll: float | None = None) -> TokenBucket:
         """A bucket that lets no 60-second window hold more than ``limit`` (for ``limit`` >= 2).
 
         It holds one second's worth (at least 1) and refills at ``(limit - capacity) / 60`` per
@@ -58,7 +71,7 @@ class TokenBucket:
         """
         capacity = max(1.0, limit / 61.0)
         rate = max(limit - capacity, limit / 2.0) / 60.0
-        return cls(rate, capacity)
+        return cls(rate, capacity, poll=poll)
 
 
 class EndpointLimits:
@@ -68,7 +81,7 @@ class EndpointLimits:
 
     def __init__(self, rpm: float | None, tpm: float | None) -> None:
         self.rpm = TokenBucket.per_minute(rpm) if rpm else None
-        self.tpm = TokenBucket.per_minute(tpm) if tpm else None
+        self.tpm = TokenBucket.per_minute(tpm, poll=0.05) if tpm else None
         self.paused_until = 0.0
 
     def pause(self, seconds: float) -> None:
@@ -81,6 +94,20 @@ class EndpointLimits:
             if left <= 0:
                 return
             await asyncio.sleep(left)
+
+    def try_acquire(self, tokens: int) -> bool:
+        """:meth:`acquire` without waiting: ``False`` (and nothing taken) when it would have to wait."""
+        now = time.monotonic()
+        if self.paused_until > now:
+            return False
+        rpm, tpm = self.rpm, self.tpm
+        if rpm is not None and not rpm.try_take(1.0, now):
+            return False
+        if tpm is not None and not tpm.try_take(float(tokens), now):
+            if rpm is not None:
+                rpm.tokens += 1.0
+            return False
+        return True
 
     async def acquire(self, tokens: int) -> None:
         """Wait for a pause to end and for room in the RPM and TPM budgets; reserve ``tokens``."""

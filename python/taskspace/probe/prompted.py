@@ -26,6 +26,9 @@ _FIELD = re.compile(r"\{(text|text_pair)\}")
 DEFAULT_COMPLETION_ESTIMATE = 256
 
 
+_json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
 def canonical_json(obj: Any) -> str:
     """sha256-ready JSON: sorted keys, no spaces, no NaN."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -45,8 +48,9 @@ class Prompted:
             texts (for ``mode="text"`` MTEs).
         params: request parameters merged over the defaults — ``temperature=0`` always, and with
             labels ``max_tokens=8`` plus logprobs (chat: ``logprobs=True, top_logprobs=20``;
-            completions: ``logprobs=20``). A value of ``None`` removes a default (e.g.
-            ``{"logprobs": None, "top_logprobs": None}`` for a server without logprobs).
+            completions: ``logprobs=5``, the most OpenAI's legacy endpoint allows). A value of
+            ``None`` removes a default (e.g. ``{"logprobs": None, "top_logprobs": None}`` for a
+            server without logprobs).
         name: the model's name in results (default ``"<model>/<first 8 hex digits of id>"``).
         system: an optional system message (chat endpoints only).
 
@@ -66,7 +70,17 @@ class Prompted:
         (64, True)
     """
 
-    __slots__ = ("_id", "endpoint", "name", "params", "system", "template", "verbalizers")
+    __slots__ = (
+        "_id",
+        "_parts",
+        "_system_json",
+        "endpoint",
+        "name",
+        "params",
+        "system",
+        "template",
+        "verbalizers",
+    )
 
     def __init__(
         self,
@@ -91,6 +105,8 @@ class Prompted:
         self.endpoint = endpoint
         self.template = template
         self.system = system
+        self._parts = _FIELD.split(template)  # literal, field name, literal, ...
+        self._system_json = "" if system is None else f'{{"content":{_json_str(system)},"role":"system"}},'
         self.verbalizers = None if labels is None else Verbalizers(labels)
         merged: dict[str, Any] = {"temperature": 0}
         if self.verbalizers is not None:
@@ -98,7 +114,7 @@ class Prompted:
             if endpoint.kind == "chat":
                 merged.update(logprobs=True, top_logprobs=20)
             else:
-                merged["logprobs"] = 20
+                merged["logprobs"] = 5  # the legacy completions API allows at most 5
         if params is not None:
             if not isinstance(params, Mapping):
                 raise TypeError(f"params must be a mapping, got {type(params).__name__}")
@@ -157,8 +173,18 @@ class Prompted:
 
     def render(self, text: str, text_pair: str | None = None) -> str:
         """The prompt for one input."""
+        parts = self._parts
+        if len(parts) == 3:  # the common case: one field
+            return f"{parts[0]}{text if parts[1] == 'text' else text_pair or ''}{parts[2]}"
         pair = "" if text_pair is None else text_pair
-        return _FIELD.sub(lambda m: text if m.group(1) == "text" else pair, self.template)
+        return "".join(p if k % 2 == 0 else (text if p == "text" else pair) for k, p in enumerate(parts))
+
+    def prompt_json(self, text: str, text_pair: str | None = None) -> str:
+        """``canonical_json(self.prompt(text, text_pair))``, built directly (the probe's hot path)."""
+        rendered = _json_str(self.render(text, text_pair))
+        if self.endpoint.kind != "chat":
+            return rendered
+        return f'[{self._system_json}{{"content":{rendered},"role":"user"}}]'
 
     def prompt(self, text: str, text_pair: str | None = None) -> list[dict[str, str]] | str:
         """What is sent: a message list (chat) or the rendered string (completions)."""
@@ -199,7 +225,10 @@ class Prompted:
         if label is not None:
             return label, None
         shown = text if len(text) <= 200 else text[:200] + "…"
-        return None, f"unparseable: answer {shown!r} contains no verbalizer of {list(self.verbalizers.labels)}"
+        return (
+            None,
+            f"unparseable: answer {shown!r} contains no verbalizer of {list(self.verbalizers.labels)}",
+        )
 
 
 def _logprob(x: Any) -> float | None:
@@ -275,7 +304,11 @@ def read_response(data: Any) -> tuple[dict[str, Any], int | None, int | None]:
         text = ""
     if not isinstance(text, str):
         raise ValueError(f"response text is a {type(text).__name__}, not a string")
-    answer = {"text": text, "tokens": _tokens(choice.get("logprobs")), "finish_reason": choice.get("finish_reason")}
+    answer = {
+        "text": text,
+        "tokens": _tokens(choice.get("logprobs")),
+        "finish_reason": choice.get("finish_reason"),
+    }
     usage = data.get("usage")
     pt = ct = None
     if isinstance(usage, Mapping):

@@ -1,0 +1,296 @@
+"""The probe cache: a SQLite file (WAL) with one row per answered request, so a killed run resumes.
+
+Key: sha256 of the canonical JSON (sorted keys, no spaces) of ``{"endpoint", "input", "model",
+"params", "prompt"}`` — the endpoint id (``kind:base_url``), the model name, the decoding parameters,
+the prompt as sent (message list or string) and the input (``[text, text_pair]``). Headers and API
+keys are never part of a key or a row.
+
+Rows are written through: each answer is committed within ``LINGER`` seconds (50 ms) of its
+arrival, together with the answers that arrived meanwhile (one transaction per batch instead of one
+per row), so a process killed at any moment loses at most its last 50 ms of answers, and a
+cancelled or finished run flushes everything it received. Errors are stored with their cause in a
+separate table and are never served as answers.
+
+Example:
+    >>> import tempfile, os
+    >>> from taskspace.probe.cache import ProbeCache, request_key
+    >>> key, request = request_key("chat:http://127.0.0.1:8000/v1", "m", "hi", {"temperature": 0}, ["hi", None])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     cache = ProbeCache(os.path.join(d, "probe.sqlite"))
+    ...     with cache.writer() as w:
+    ...         w.put_answer(key, "m", request, {"text": "hello"}, 3, 1, 0.01)
+    ...     cache.get_many([key])[key].answer, len(cache)
+    ...     cache.close()
+    ({'text': 'hello'}, 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from taskspace.probe.errors import ProbeError
+
+__all__ = ["CachedAnswer", "ProbeCache", "request_key"]
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    latency REAL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS errors (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status INTEGER,
+    cause TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+"""
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+_dumps_value = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: Seconds between a first uncommitted row and the commit that includes it.
+LINGER = 0.05
+#: WAL pages (4 KiB) written before the writer checkpoints during a run.
+WAL_PAGES = 20000
+#: Most keys per SELECT (SQLite's default limit on bound parameters is 32766).
+_CHUNK = 900
+
+
+def request_key(endpoint_id: str, model: str, prompt: Any, params: Any, input: Any) -> tuple[str, str]:
+    """(key, canonical JSON) of one request.
+
+    Equivalent to ``json.dumps({"endpoint": ..., "input": ..., "model": ..., "params": ...,
+    "prompt": ...}, sort_keys=True, separators=(",", ":"))``, built without re-serialising the parts
+    that are the same for every request of a model (see :func:`key_prefix`).
+    """
+    return request_key_from(key_prefix(endpoint_id, model, params), prompt, input)
+
+
+def key_prefix(endpoint_id: str, model: str, params: Any) -> tuple[str, str, str]:
+    """The parts of a canonical request that do not depend on the input."""
+    return _dumps(endpoint_id), _dumps(model), _dumps(params)
+
+
+def request_key_from(prefix: tuple[str, str, str], prompt: Any, input: Any) -> tuple[str, str]:
+    e, m, p = prefix
+    canonical = (
+        f'{{"endpoint":{e},"input":{_dumps(input)},"model":{m},"params":{p},"prompt":{_dumps(prompt)}}}'
+    )
+    return sha256(canonical.encode()).hexdigest(), canonical
+
+
+class CachedAnswer(NamedTuple):
+    answer: Any
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency: float | None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class ProbeCache:
+    """A probe cache file; :func:`taskspace.probe` opens one from the path given as ``cache=``.
+
+    Args:
+        path: the SQLite file (created with its parent directories when absent).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = _connect(self.path)
+            self._conn.executescript(_SCHEMA)
+            row = self._conn.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+            if row is None:
+                self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise ProbeError(
+                    f"{self.path} is a probe cache of format {row[0]}; this taskspace uses {SCHEMA_VERSION}"
+                )
+        except sqlite3.DatabaseError as e:
+            raise ProbeError(f"cannot use {self.path} as a probe cache: {e}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ProbeCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        """Number of answers stored."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+    def __repr__(self) -> str:
+        return f"ProbeCache({str(self.path)!r})"
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, CachedAnswer]:
+        """The stored answers among ``keys``."""
+        keys = list(keys)
+        out: dict[str, CachedAnswer] = {}
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                "SELECT key, answer, prompt_tokens, completion_tokens, latency FROM answers "
+                f"WHERE key IN ({marks})",
+                chunk,
+            )
+            for key, answer, pt, ct, lat in rows:
+                out[key] = CachedAnswer(json.loads(answer), pt, ct, lat)
+        return out
+
+    def errors(self) -> list[dict[str, Any]]:
+        """Recorded request errors (oldest first): key, model, status, cause, attempts, created."""
+        rows = self._conn.execute(
+            "SELECT key, model, status, cause, attempts, created FROM errors ORDER BY id"
+        ).fetchall()
+        names = ("key", "model", "status", "cause", "attempts", "created")
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def requests(self, model: str | None = None) -> list[dict[str, Any]]:
+        """The stored requests (canonical JSON, decoded) of one model name or of all."""
+        if model is None:
+            rows = self._conn.execute("SELECT request FROM answers")
+        else:
+            rows = self._conn.execute("SELECT request FROM answers WHERE model = ?", (model,))
+        return [json.loads(r[0]) for r in rows]
+
+    @contextmanager
+    def writer(self) -> Iterator[CacheWriter]:
+        """A :class:`CacheWriter` for the duration of the ``with`` block (committed at its end)."""
+        w = CacheWriter(self.path)
+        try:
+            yield w
+        finally:
+            w.close()
+
+
+class CacheWriter:
+    """Writes answer and error rows to the cache, committing them in small batches.
+
+    In a running event loop (the probe runner), the first row put after a commit schedules the next
+    commit ``LINGER`` seconds later on that loop, so rows are committed within 50 ms of their
+    arrival, many per transaction, by the loop's own thread: a writer thread would cost more in
+    GIL hand-offs (every SQLite step releases the GIL) than the writes themselves. Outside an event
+    loop, rows are committed by :meth:`flush` and :meth:`close`. A commit that fails is retried
+    at the next one; :meth:`close` raises :class:`ProbeError` if the rows still cannot be written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = _connect(path)
+        # Checkpoints (copying the WAL into the database, with an fsync) would block the event loop
+        # for milliseconds each 4 MB; let the WAL grow to 80 MB instead and checkpoint on close.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        self._answers: list[tuple[Any, ...]] = []
+        self._errors: list[tuple[Any, ...]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._failure: str | None = None
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+
+    def put_answer(
+        self,
+        key: str,
+        model: str,
+        request: str,
+        answer: Any,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        latency: float | None,
+    ) -> None:
+        row = (
+            key,
+            model,
+            request,
+            _dumps_value(answer),
+            prompt_tokens,
+            completion_tokens,
+            latency,
+            time.time(),
+        )
+        self._answers.append(row)
+        self._schedule()
+
+    def put_error(self, key: str, model: str, status: int | None, cause: str, attempts: int) -> None:
+        self._errors.append((key, model, status, cause, attempts, time.time()))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is None and self._loop is not None:
+            self._timer = self._loop.call_later(LINGER, self._commit_soon)
+
+    def _commit_soon(self) -> None:
+        self._timer = None
+        try:
+            self.flush()
+        except ProbeError as e:  # keep the rows; the next commit (or close) tries again
+            self._failure = str(e)
+
+    def flush(self) -> None:
+        """Commit every row put so far."""
+        answers, errors = self._answers, self._errors
+        if not answers and not errors:
+            return
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if answers:
+                    conn.executemany("INSERT OR REPLACE INTO answers VALUES (?,?,?,?,?,?,?,?)", answers)
+                if errors:
+                    conn.executemany(
+                        "INSERT INTO errors (key, model, status, cause, attempts, created) VALUES (?,?,?,?,?,?)",
+                        errors,
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise ProbeError(f"writing the probe cache failed: {e}") from None
+        self._answers, self._errors = [], []
+        self._failure = None
+
+    def close(self) -> None:
+        """Commit what is left and close the connection; raise :class:`ProbeError` if that fails."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            self.flush()
+        finally:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:  # another process is writing: its own checkpoints will do
+                pass
+            self._conn.close()

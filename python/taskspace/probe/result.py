@@ -1,0 +1,372 @@
+"""What a probe run returns: outputs aligned with the texts, per-call records, usage, errors, summary."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from taskspace.embedding import TaskEmbedding
+from taskspace.probe.errors import ProbeError
+from taskspace.surrogate import Surrogate
+
+__all__ = ["CallRecord", "ItemError", "ModelResult", "ProbeResult", "Usage"]
+
+Output = str | np.ndarray | None
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One call: an HTTP request (with its retries), a cache hit, or one batch of a local model.
+
+    Attributes:
+        model: the model's name.
+        index: the (first) input index; a local batch covers ``index .. index + count - 1``.
+        count: inputs covered (1 for a request).
+        status: ``"ok"`` (answered), ``"cached"`` (served from the cache) or ``"error"``.
+        http_status: the last HTTP status (``None`` for connection errors, caches and local calls).
+        attempts: attempts made (1 + retries).
+        rate_limited: how many attempts got a 429.
+        latency: seconds from the first attempt to the end (0 for a cache hit).
+        prompt_tokens, completion_tokens: from the response's ``usage`` (0 when not reported).
+        cost: from the price table (0 without one).
+        cause: why it failed (``None`` when it did not).
+    """
+
+    model: str
+    index: int
+    count: int = 1
+    status: Literal["ok", "cached", "error"] = "ok"
+    http_status: int | None = None
+    attempts: int = 0
+    rate_limited: int = 0
+    latency: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cause: str | None = None
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """One input without an output: ``kind`` is ``"failed"`` (the call failed) or ``"unparseable"``
+    (the answer matched no label)."""
+
+    index: int
+    kind: Literal["failed", "unparseable"]
+    cause: str
+
+
+@dataclass(slots=True)
+class Usage:
+    """Totals over calls (of one model, or of a whole run)."""
+
+    calls: int = 0
+    ok: int = 0
+    cached: int = 0
+    errors: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency_total: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def latency_p50(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else 0.0
+
+    @property
+    def latency_p95(self) -> float:
+        if not self.latencies:
+            return 0.0
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, int(0.95 * len(xs)))]
+
+    def add(self, r: CallRecord) -> None:
+        self.calls += 1
+        if r.status == "ok":
+            self.ok += 1
+        elif r.status == "cached":
+            self.cached += 1
+        else:
+            self.errors += 1
+        self.retries += r.retries
+        self.rate_limited += r.rate_limited
+        self.prompt_tokens += r.prompt_tokens
+        self.completion_tokens += r.completion_tokens
+        self.cost += r.cost
+        if r.status != "cached":
+            self.latency_total += r.latency
+            self.latencies.append(r.latency)
+
+    def merge(self, other: Usage) -> Usage:
+        out = Usage()
+        for u in (self, other):
+            for name in ("calls", "ok", "cached", "errors", "retries", "rate_limited"):
+                setattr(out, name, getattr(out, name) + getattr(u, name))
+            out.prompt_tokens += u.prompt_tokens
+            out.completion_tokens += u.completion_tokens
+            out.cost += u.cost
+            out.latency_total += u.latency_total
+            out.latencies.extend(u.latencies)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "ok": self.ok,
+            "cached": self.cached,
+            "errors": self.errors,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "cost": self.cost,
+            "latency_p50": self.latency_p50,
+            "latency_p95": self.latency_p95,
+        }
+
+
+@dataclass(eq=False)
+class ModelResult:
+    """One model's outputs on the probe texts.
+
+    Attributes:
+        name: the model's name.
+        mode: ``"label"`` or ``"text"`` — the mode of its MTE.
+        labels: label names: the columns of soft label rows (``None`` for text models and for
+            callables that return plain labels).
+        outputs: aligned with the texts. Label models: a soft label row (float64 array, columns
+            :attr:`labels`) or a label (``str``, when an answer had no usable logprobs); text models:
+            the answer's text. ``None`` where there is no output (see :attr:`errors`,
+            :attr:`skipped`).
+        errors: the inputs whose call failed or whose answer was unparseable, with the cause.
+        skipped: inputs never asked (budget, deadline, adaptive stop, cancelled endpoint), in order.
+        stop_reason: why this model stopped early (``None`` when every input was asked).
+        records: one :class:`CallRecord` per call.
+        usage: totals of :attr:`records`.
+        adaptive: with adaptive probing, ``{"converged": bool, "texts_used": int, "cosines": [...]}``.
+    """
+
+    name: str
+    mode: Literal["label", "text"]
+    labels: tuple[str, ...] | None
+    texts: Sequence[str] = field(repr=False)
+    text_pairs: Sequence[str] | None = field(repr=False)
+    outputs: list[Output] = field(repr=False)
+    errors: list[ItemError] = field(default_factory=list, repr=False)
+    skipped: list[int] = field(default_factory=list, repr=False)
+    stop_reason: str | None = None
+    records: list[CallRecord] = field(default_factory=list, repr=False)
+    usage: Usage = field(default_factory=Usage)
+    adaptive: dict[str, Any] | None = None
+
+    @property
+    def n_ok(self) -> int:
+        """Inputs with an output."""
+        return sum(o is not None for o in self.outputs)
+
+    @property
+    def n_unparseable(self) -> int:
+        return sum(e.kind == "unparseable" for e in self.errors)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(e.kind == "failed" for e in self.errors)
+
+    def ok_indices(self) -> list[int]:
+        return [i for i, o in enumerate(self.outputs) if o is not None]
+
+    def probs(self) -> np.ndarray:
+        """``(n, C)`` label probabilities (labels as one-hot rows), NaN rows where there is no output."""
+        if self.mode != "label" or self.labels is None:
+            raise ProbeError(f"{self.name!r} has no named label columns (mode {self.mode!r})")
+        out = np.full((len(self.outputs), len(self.labels)), np.nan)
+        col = {label: j for j, label in enumerate(self.labels)}
+        for i, o in enumerate(self.outputs):
+            if isinstance(o, np.ndarray):
+                out[i] = o
+            elif isinstance(o, str):
+                out[i] = 0.0
+                out[i, col[o]] = 1.0
+        return out
+
+    def predictions(self) -> list[str | None]:
+        """The most likely label per input (``None`` where there is no output)."""
+        if self.mode != "label":
+            raise ProbeError(f"{self.name!r} is a text model")
+        out: list[str | None] = []
+        for o in self.outputs:
+            if isinstance(o, np.ndarray):
+                if self.labels is None:
+                    raise ProbeError(f"{self.name!r} returned soft labels without label names")
+                out.append(self.labels[int(np.argmax(o))])
+            else:
+                out.append(o)
+        return out
+
+    def embedding(
+        self,
+        surrogate: Surrogate,
+        *,
+        mode: Literal["label", "text"] | None = None,
+        name: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> TaskEmbedding:
+        """The model's MTE from the inputs that have an output; failed, unparseable and skipped
+        inputs are dropped (their count is in ``meta``).
+
+        Label models use soft label rows (labels without logprobs become one-hot rows), or plain
+        labels when no row is soft. ``mode`` overrides the model's mode (e.g. ``"text"`` to embed a
+        label model's label names as text).
+        """
+        if not isinstance(surrogate, Surrogate):
+            raise TypeError(f"surrogate must be a Surrogate, got {type(surrogate).__name__}")
+        mode = mode or self.mode
+        keep = self.ok_indices()
+        if not keep:
+            raise ProbeError(f"model {self.name!r} has no outputs to embed ({len(self.outputs)} inputs)")
+        texts = [self.texts[i] for i in keep]
+        pairs = None if self.text_pairs is None else [self.text_pairs[i] for i in keep]
+        kept = [self.outputs[i] for i in keep]
+        outputs: Any
+        if mode == "text":
+            outputs = [o if isinstance(o, str) else self._label_of(o) for o in kept]
+        elif any(isinstance(o, np.ndarray) for o in kept):
+            outputs = self.probs()[keep]
+        else:
+            outputs = kept
+        info = {
+            "model": self.name,
+            "probe_texts": len(self.outputs),
+            "used": len(keep),
+            "dropped": len(self.outputs) - len(keep),
+            **dict(meta or {}),
+        }
+        return surrogate.model_embedding(
+            texts, outputs, pairs, mode=mode, name=self.name if name is None else name, meta=info
+        )
+
+    def _label_of(self, o: Output) -> str:
+        assert isinstance(o, np.ndarray)
+        if self.labels is None:
+            raise ProbeError(f"{self.name!r} returned soft labels without label names")
+        return self.labels[int(np.argmax(o))]
+
+    def summary_row(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "outputs": self.n_ok,
+            "of": len(self.outputs),
+            "failed": self.n_failed,
+            "unparseable": self.n_unparseable,
+            "skipped": len(self.skipped),
+            **{k: v for k, v in self.usage.as_dict().items() if k not in ("latency_p50", "latency_p95")},
+            "stop": self.stop_reason or "",
+        }
+
+
+@dataclass(eq=False)
+class ProbeResult:
+    """The result of :func:`taskspace.probe`: ``result[name]`` is a :class:`ModelResult`.
+
+    Attributes:
+        models: name -> :class:`ModelResult`, in the order the models were given.
+        usage: totals over every call of the run.
+        stop_reason: why the run stopped early (budget, deadline), or ``None``.
+        elapsed: wall-clock seconds of the run.
+        budget: the budget given, with what was spent.
+    """
+
+    models: dict[str, ModelResult]
+    usage: Usage
+    stop_reason: str | None
+    elapsed: float
+    budget: dict[str, Any] | None = None
+
+    def __getitem__(self, name: str) -> ModelResult:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise KeyError(f"no model named {name!r} in this result; models: {list(self.models)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.models
+
+    @property
+    def records(self) -> list[CallRecord]:
+        return [r for m in self.models.values() for r in m.records]
+
+    def embeddings(self, surrogate: Surrogate, **kwargs: Any) -> dict[str, TaskEmbedding]:
+        """Every model's MTE (see :meth:`ModelResult.embedding`), by name."""
+        return {name: m.embedding(surrogate, **kwargs) for name, m in self.models.items()}
+
+    def summary(self) -> str:
+        """A plain-text table: per model outputs, failures, tokens, cost; then totals and stops."""
+        rows = [m.summary_row() for m in self.models.values()]
+        cols = [
+            ("model", "model"),
+            ("outputs", "ok"),
+            ("failed", "failed"),
+            ("unparseable", "unparseable"),
+            ("skipped", "skipped"),
+            ("cached", "cached"),
+            ("retries", "retries"),
+            ("rate_limited", "429s"),
+            ("total_tokens", "tokens"),
+            ("cost", "cost"),
+        ]
+
+        def cell(row: dict[str, Any], key: str) -> str:
+            v = row[key]
+            if key == "outputs":
+                return f"{v}/{row['of']}"
+            if key == "cost":
+                return f"{v:.4f}"
+            return str(v)
+
+        table = [[h for _, h in cols]] + [[cell(r, k) for k, _ in cols] for r in rows]
+        widths = [max(len(r[j]) for r in table) for j in range(len(cols))]
+        lines = [
+            "  ".join(
+                c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+            for r in table
+        ]
+        u = self.usage
+        lines.append(
+            f"{u.calls} calls ({u.cached} cached, {u.errors} failed, {u.retries} retries, "
+            f"{u.rate_limited} rate-limited) in {self.elapsed:.2f} s; {u.total_tokens} tokens, cost {u.cost:.4f}"
+        )
+        if self.stop_reason:
+            lines.append(f"stopped early: {self.stop_reason}")
+        for r in rows:
+            if r["stop"] and r["stop"] != self.stop_reason:
+                lines.append(f"{r['model']}: {r['stop']}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        stop = f", stopped: {self.stop_reason}" if self.stop_reason else ""
+        return (
+            f"<ProbeResult {len(self.models)} models, {self.usage.calls} calls, {self.elapsed:.2f} s{stop}>"
+        )
