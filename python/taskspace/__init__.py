@@ -22,23 +22,28 @@ from taskspace.errors import (
     NumericalError,
     TaskspaceError,
 )
+from taskspace.index import Index, SearchResult
 from taskspace.pairs import pair_probe
-from taskspace.probe import CallableModel, OpenAIEndpoint, Prompted, probe, probe_sync
+from taskspace.probe import CallableModel, OpenAIEndpoint, Prompted, probe, probe_set, probe_sync
 from taskspace.similarity import Pairs, TopK, pairs_above, similarity
+from taskspace.space import TaskSpace
 from taskspace.surrogate import SparseFeatures, Surrogate, TaskStats
 
 __all__ = [
     "CallableModel",
     "DegenerateTaskWarning",
     "FingerprintMismatchError",
+    "Index",
     "InvalidInputError",
     "NumericalError",
     "OpenAIEndpoint",
     "Pairs",
     "Prompted",
+    "SearchResult",
     "SparseFeatures",
     "Surrogate",
     "TaskEmbedding",
+    "TaskSpace",
     "TaskStats",
     "TaskspaceError",
     "TopK",
@@ -46,14 +51,8 @@ __all__ = [
     "pair_probe",
     "pairs_above",
     "probe",
+    "probe_set",
     "probe_sync",
     "simd_backend",
     "similarity",
 ]
-
-try:  # the default probe set ships separately (taskspace/probe/probe_set.py)
-    from taskspace.probe import probe_set
-except ImportError:
-    pass
-else:
-    __all__ += ["probe_set"]

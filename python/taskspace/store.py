@@ -1,0 +1,265 @@
+"""SQLite storage of a :class:`~taskspace.space.TaskSpace`: one row per named task embedding.
+
+Schema (version :data:`SCHEMA_VERSION`)::
+
+    taskspace_schema(version INTEGER)             -- one row; a newer version is refused
+    taskspace_space(key TEXT PRIMARY KEY, value)  -- fingerprint, surrogate (config JSON), mode, dim, created
+    embeddings(
+        id INTEGER PRIMARY KEY,                    -- stable row id (the search index's id)
+        name TEXT NOT NULL UNIQUE, kind TEXT, mode TEXT, method TEXT,
+        model TEXT, prompt TEXT, dataset TEXT,     -- from meta (see below), NULL when absent
+        n INTEGER, created TEXT,                   -- ISO 8601, UTC
+        meta TEXT,                                 -- JSON
+        vector BLOB)                               -- little-endian float32, dim * 4 bytes
+
+``model``, ``prompt`` and ``dataset`` are copied from the embedding's ``meta`` keys of those names
+when they are strings; a dataset embedding without ``meta["dataset"]`` gets its own name there.
+
+Every change is one transaction. Files are opened in WAL mode with ``synchronous=FULL``: a committed
+change survives a crash or power loss, and a crash during a write leaves the previous state, readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from taskspace.embedding import TaskEmbedding
+from taskspace.errors import InvalidInputError
+
+__all__ = ["SCHEMA_VERSION", "Row", "Store"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE taskspace_schema (version INTEGER NOT NULL);
+CREATE TABLE taskspace_space (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE embeddings (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('dataset', 'model')),
+    mode TEXT NOT NULL,
+    method TEXT NOT NULL,
+    model TEXT,
+    prompt TEXT,
+    dataset TEXT,
+    n INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX embeddings_kind ON embeddings (kind);
+"""
+
+_COLUMNS = "id, name, kind, mode, method, model, prompt, dataset, n, created, meta, vector"
+
+
+class Row(NamedTuple):
+    """One stored embedding with its metadata."""
+
+    id: int
+    name: str
+    kind: str
+    mode: str
+    method: str
+    model: str | None
+    prompt: str | None
+    dataset: str | None
+    n: int
+    created: datetime
+    meta: dict[str, Any]
+    vector: np.ndarray
+
+    def embedding(self, fingerprint: str) -> TaskEmbedding:
+        return TaskEmbedding(
+            vector=self.vector,
+            fingerprint=fingerprint,
+            mode=self.mode,
+            method=self.method,
+            name=self.name,
+            kind=self.kind,  # type: ignore[arg-type]
+            n=self.n,
+            meta=self.meta,
+        )
+
+
+class Store:
+    """The SQLite file (or an in-memory database for ``path=None``) of one task space.
+
+    Opening checks that the file is a taskspace store of a known schema version before writing
+    anything to it: an SQLite file of another application, a file that is not SQLite at all, or a
+    truncated one raises :class:`InvalidInputError` and is left untouched. A new or empty file gets
+    the schema.
+
+    Example:
+        >>> import taskspace as ts
+        >>> from taskspace.store import Store
+        >>> sur = ts.Surrogate(features=16, dim=32)
+        >>> e = sur.dataset_embedding(["good", "bad"], ["pos", "neg"], name="toy", meta={"dataset": "toy-v1"})
+        >>> store = Store(None)  # in memory
+        >>> with store.transaction() as db:
+        ...     rowid = store.insert(db, e)
+        >>> row = store.get("toy", dim=32)
+        >>> row.kind, row.dataset, row.embedding(sur.fingerprint) == e
+        ('dataset', 'toy-v1', True)
+        >>> store.close()
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = None if path is None else Path(path)
+        where = ":memory:" if self.path is None else str(self.path)
+        try:
+            self._db = sqlite3.connect(where, isolation_level=None, check_same_thread=False, timeout=30.0)
+        except sqlite3.Error as e:
+            raise InvalidInputError(f"{where}: cannot open ({e})") from None
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _open(self) -> None:
+        try:
+            if not self._tables():
+                self._db.execute("PRAGMA journal_mode = WAL")
+                with self.transaction():
+                    if not self._tables():  # another process may have created it meanwhile
+                        self._create()
+            tables = self._tables()
+            if "taskspace_schema" not in tables or "embeddings" not in tables:
+                raise InvalidInputError(
+                    f"{self.path}: an SQLite database that is not a taskspace space "
+                    f"(tables: {', '.join(sorted(tables))})"
+                )
+            rows = self._db.execute("SELECT version FROM taskspace_schema").fetchall()
+            if len(rows) != 1 or not isinstance(rows[0][0], int):
+                raise InvalidInputError(f"{self.path}: damaged taskspace schema table")
+            if rows[0][0] > SCHEMA_VERSION:
+                raise InvalidInputError(
+                    f"{self.path} has schema version {rows[0][0]}, written by a newer taskspace "
+                    f"(this one reads up to {SCHEMA_VERSION})"
+                )
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+        except sqlite3.DatabaseError as e:
+            raise InvalidInputError(f"{self.path}: not a readable taskspace space file ({e})") from None
+
+    def _create(self) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+        self._db.execute("INSERT INTO taskspace_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits to the file (SQLite's ``PRAGMA data_version``)."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- the space's own settings ---------------------------------------------------------------------
+    def settings(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM taskspace_space").fetchall())
+
+    def set_setting(self, db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute("INSERT OR REPLACE INTO taskspace_space (key, value) VALUES (?, ?)", (key, value))
+
+    # -- rows -----------------------------------------------------------------------------------------
+    def insert(self, db: sqlite3.Connection, e: TaskEmbedding) -> int:
+        """Insert ``e`` (inside ``transaction()``); returns its row id."""
+        meta = dict(e.meta)
+        try:
+            meta_json = json.dumps(meta, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise InvalidInputError(f"meta of {e.name!r} is not JSON-serialisable: {err}") from None
+
+        def text(key: str) -> str | None:
+            value = meta.get(key)
+            return value if isinstance(value, str) else None
+
+        dataset = text("dataset") or (e.name if e.kind == "dataset" else None)
+        created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        cur = db.execute(
+            "INSERT INTO embeddings (name, kind, mode, method, model, prompt, dataset, n, created, meta, vector) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                e.name,
+                e.kind,
+                e.mode,
+                e.method,
+                text("model"),
+                text("prompt"),
+                dataset,
+                int(e.n),
+                created,
+                meta_json,
+                e.vector.astype("<f4").tobytes(),
+            ),
+        )
+        assert cur.lastrowid is not None
+        return int(cur.lastrowid)
+
+    def delete(self, db: sqlite3.Connection, name: str) -> int | None:
+        """Delete by name (inside ``transaction()``); returns the deleted row id, if any."""
+        row = db.execute("SELECT id FROM embeddings WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        db.execute("DELETE FROM embeddings WHERE id = ?", (row[0],))
+        return int(row[0])
+
+    def get(self, name: str, dim: int) -> Row | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM embeddings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else self._row(row, dim)
+
+    def rows(self, dim: int) -> Iterator[Row]:
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM embeddings ORDER BY id"):
+            yield self._row(row, dim)
+
+    def _row(self, r: tuple[Any, ...], dim: int) -> Row:
+        rowid, name, kind, mode, method, model, prompt, dataset, n, created, meta, blob = r
+        if not isinstance(blob, bytes) or len(blob) != 4 * dim:
+            raise InvalidInputError(
+                f"{self.path}: the vector of {name!r} has {len(blob) if isinstance(blob, bytes) else 'no'} "
+                f"bytes, expected {4 * dim}: the file is damaged"
+            )
+        try:
+            meta_obj = json.loads(meta)
+            stamp = datetime.fromisoformat(created)
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"{self.path}: damaged metadata for {name!r} ({e})") from None
+        return Row(
+            id=int(rowid),
+            name=name,
+            kind=kind,
+            mode=mode,
+            method=method,
+            model=model,
+            prompt=prompt,
+            dataset=dataset,
+            n=int(n),
+            created=stamp,
+            meta=meta_obj,
+            vector=np.frombuffer(blob, dtype="<f4").astype(np.float32),
+        )
