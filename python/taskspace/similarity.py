@@ -36,7 +36,11 @@ class Pairs(NamedTuple):
 def _as_matrix(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:
     if isinstance(x, TaskEmbedding):
         return x.vector[None, :], [x]
-    if isinstance(x, Sequence) and not isinstance(x, (str, bytes)) and any(isinstance(e, TaskEmbedding) for e in x):
+    if (
+        isinstance(x, Sequence)
+        and not isinstance(x, (str, bytes))
+        and any(isinstance(e, TaskEmbedding) for e in x)
+    ):
         embs = list(x)
         for i, e in enumerate(embs):
             if not isinstance(e, TaskEmbedding):
@@ -177,7 +181,9 @@ def pairs_above(
     return _pairs_blocks(ma, mb, t, int(block_rows), threads)
 
 
-def _pairs_blocks(ma: np.ndarray, mb: np.ndarray | None, t: float, block: int, threads: int) -> Iterator[Pairs]:
+def _pairs_blocks(
+    ma: np.ndarray, mb: np.ndarray | None, t: float, block: int, threads: int
+) -> Iterator[Pairs]:
     for r0 in range(0, ma.shape[0], block):
         if mb is None:
             i, j, s = _core.pairs_above(ma[r0 : r0 + block], ma, t, r0, True, threads)
