@@ -171,11 +171,31 @@ pub fn cosine_into(
     }
     let ua = unit_rows(a, d);
     let pb = PackedB::new(&unit_rows(b, d), d, n_threads);
-    for_each_piece(out, MC * m, n_threads, |piece, rows| {
-        let pa = PackedA::new(&ua, d, piece * MC, n);
-        block_scores(&pa, &pb, 0, pb.n_panels(), rows, m);
-    });
+    // Sweep B in column groups small enough to stay in the last-level cache while every A block
+    // passes over them; otherwise a large B (m·d·4 bytes beyond the cache) is streamed from memory
+    // once per A block and the kernel starves.
+    let group = group_panels(d);
+    let mut g0 = 0;
+    while g0 < pb.n_panels() {
+        let g1 = (g0 + group).min(pb.n_panels());
+        for_each_piece(out, MC * m, n_threads, |piece, rows| {
+            let pa = PackedA::new(&ua, d, piece * MC, n);
+            block_scores(&pa, &pb, g0, g1, &mut rows[g0 * NR..], m);
+        });
+        g0 = g1;
+    }
     Ok(())
+}
+
+/// Bytes of packed B per column group (tests use a small budget so that they cross groups).
+#[cfg(not(test))]
+const GROUP_BYTES: usize = 4 << 20;
+#[cfg(test)]
+const GROUP_BYTES: usize = 64 << 10;
+
+/// B panels per column group.
+fn group_panels(d: usize) -> usize {
+    (GROUP_BYTES / (d * NR * 4)).max(1)
 }
 
 /// Cosine similarities of the rows of `a` (n×d) with each other: only blocks on or above the
@@ -190,12 +210,20 @@ pub fn cosine_self_into(a: &[f32], d: usize, out: &mut [f32], n_threads: usize) 
     }
     let ua = unit_rows(a, d);
     let pb = PackedB::new(&ua, d, n_threads);
-    for_each_piece(out, MC * n, n_threads, |piece, rows| {
-        let r0 = piece * MC;
-        let pa = PackedA::new(&ua, d, r0, n);
-        let p0 = r0 / NR; // first panel touching the diagonal of this block
-        block_scores(&pa, &pb, p0, pb.n_panels(), &mut rows[p0 * NR..], n);
-    });
+    let group = group_panels(d);
+    let mut g0 = 0;
+    while g0 < pb.n_panels() {
+        let g1 = (g0 + group).min(pb.n_panels());
+        for_each_piece(out, MC * n, n_threads, |piece, rows| {
+            let r0 = piece * MC;
+            let p0 = (r0 / NR).max(g0); // first panel on or right of this block's diagonal
+            if p0 < g1 {
+                let pa = PackedA::new(&ua, d, r0, n);
+                block_scores(&pa, &pb, p0, g1, &mut rows[p0 * NR..], n);
+            }
+        });
+        g0 = g1;
+    }
     mirror_upper(out, n, n_threads);
     Ok(())
 }
