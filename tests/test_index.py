@@ -70,8 +70,9 @@ def assert_matches_oracle(res: ts.SearchResult, x, ids, q, k, *, min_recall: flo
 def test_search_matches_exact_oracle(idx, data):
     x, ids, q = data
     assert len(idx) == 600 and idx.tombstones == 0
-    exact = idx.search(q, k=10, exact=True)
+    exact = idx.search(q, k=10, exact=True)  # 40 queries: the fused top-k kernel
     assert_matches_oracle(exact, x, ids, q, 10)
+    assert_matches_oracle(idx.search(q[:3], k=10, exact=True), x, ids, q[:3], 10)  # few: one BLAS product
     assert exact.counts.tolist() == [10] * len(q)
     approx = idx.search(q, k=10)
     assert_matches_oracle(approx, x, ids, q, 10, min_recall=0.95)

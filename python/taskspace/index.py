@@ -11,8 +11,8 @@ undefined, so zero vectors are refused, as items and as queries (a degenerate ta
 zero vector: it is near nothing).
 
 Memory: besides hnswlib's graph (about ``dim * 4 + M * 8`` bytes per item) the index keeps a float32
-copy of the vectors (``dim * 4`` bytes per item), which exact search, ``compact()`` and
-``save()`` read.
+copy of the vectors scaled to unit length (``dim * 4`` bytes per item), which exact search,
+``compact()`` and ``save()`` read.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ _HASH_CHUNK = 1 << 22
 #: Squared norms below this take the float64 path (float32 loses precision among subnormals).
 _TINY = 1e-30
 _F32 = np.dtype(np.float32)
+#: Exact search for at most this many queries uses a BLAS product instead of the top-k kernel.
+_FEW_QUERIES = 16
 #: hnswlib's message when a search finds fewer than k items (heavy filtering or many deletions).
 _TOO_FEW = "Cannot return the results in a contiguous 2D array"
 
@@ -83,9 +85,29 @@ class SearchResult(NamedTuple):
 def _top_k(
     queries: np.ndarray, items: np.ndarray, k: int, n_threads: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (int64, ``-1`` padded) and cosines (float32, ``-inf`` padded) of the k best items per query."""
-    res = similarity(queries, items, top_k=k, n_threads=n_threads)
-    return res.ids, res.scores
+    """Per query: positions (int64, ``-1`` padded) and cosines (float32, ``-inf`` padded) of the k best.
+
+    Both arguments hold unit rows. A batch goes to taskspace's fused top-k kernel; a few queries go
+    to one BLAS product instead, because the kernel's fixed cost per call (preparing every item row)
+    dominates when there are only a handful of query rows.
+    """
+    if queries.shape[0] > _FEW_QUERIES:
+        res = similarity(queries, items, top_k=k, n_threads=n_threads)
+        return res.ids, res.scores
+    scores = queries @ items.T
+    q, m = scores.shape
+    kk = min(k, m)
+    if kk < m:
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    else:
+        part = np.broadcast_to(np.arange(m), (q, m))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    pos = np.full((q, k), -1, dtype=np.int64)
+    best = np.full((q, k), -np.inf, dtype=np.float32)
+    pos[:, :kk] = np.take_along_axis(part, order, axis=1)
+    best[:, :kk] = np.take_along_axis(part_scores, order, axis=1)
+    return pos, best
 
 
 def _merge(
@@ -170,6 +192,15 @@ def _unit_rows(m: np.ndarray, what: str) -> np.ndarray:
             "(a degenerate task embedding is near nothing), so it cannot be indexed or searched for"
         )
     return (m64 / norms[:, None]).astype(np.float32)
+
+
+def _normalized(rows: np.ndarray) -> np.ndarray:
+    """Validated non-zero rows scaled to unit length: in float32 when the squared norms are safely
+    representable, else (huge or tiny values) in float64."""
+    sq = np.einsum("ij,ij->i", rows, rows)
+    if float(sq.min()) > _TINY and float(sq.max()) < np.inf:
+        return rows / np.sqrt(sq)[:, None]
+    return _unit_rows(rows, "rows")
 
 
 # -- the lock ---------------------------------------------------------------------------------------
@@ -575,7 +606,7 @@ class Index:
                 else:
                     labels[j] = old
             self._hnsw.add_items(rows, labels.astype(np.uint64), num_threads=self._hnsw_threads)
-            self._vectors[labels] = rows
+            self._vectors[labels] = _normalized(rows)
             self._ext[labels] = id_arr
             self._live[labels] = True
             self._next = fresh
@@ -599,7 +630,7 @@ class Index:
         self._vectors, self._ext, self._live = vectors, ext, live
 
     def remove(self, ids: Any) -> None:
-        """Remove items by id (repeats are ignored). Unknown ids raise :class:`KeyError`; nothing is removed then.
+        """Remove items by id (repeats are ignored); an unknown id raises :class:`KeyError`, removing nothing.
 
         Removed items become tombstones: searches skip them, but they keep their room in the graph
         until :meth:`compact`.
@@ -729,6 +760,7 @@ class Index:
                 blocks.append(np.arange(start, stop) if live.all() else start + np.flatnonzero(live))
         else:
             blocks = [labels[s : s + _ITEM_BLOCK] for s in range(0, labels.shape[0], _ITEM_BLOCK)]
+        rows = _normalized(rows)
         best_labels = np.full((q, k), -1, dtype=np.int64)
         best_scores = np.full((q, k), -np.inf, dtype=np.float32)
         for block in blocks:
@@ -894,7 +926,7 @@ class Index:
         hnsw.set_ef(index._ef)
         index._hnsw = hnsw
         index._vectors = np.empty((capacity, index._dim), dtype=np.float32)
-        index._vectors[:n_labels] = vectors
+        index._vectors[:n_labels] = vectors  # unit rows, as saved (their sha256 was checked)
         index._ext = np.empty(capacity, dtype=np.int64)
         index._ext[:n_labels] = ext
         index._live = np.zeros(capacity, dtype=bool)

@@ -6,10 +6,11 @@ embeddings are for: which models or prompts suit this dataset (:meth:`TaskSpace.
 near this task (:meth:`TaskSpace.nearest`), which entries are near-duplicates
 (:meth:`TaskSpace.duplicates`).
 
-In memory it keeps every vector (``dim * 4`` bytes each) and searches them exactly with taskspace's
-similarity kernel; a search over more than ``index_threshold`` candidates uses an HNSW
-:class:`~taskspace.index.Index` instead, built from the vectors on the first such search (not stored:
-the SQLite file is the only state) and kept up to date afterwards.
+In memory it keeps every vector scaled to unit length (``dim * 4`` bytes each) and searches them
+exactly (a mat-vec for one query, taskspace's kernels for matrices and duplicates); a search over
+more than ``index_threshold`` candidates uses an HNSW :class:`~taskspace.index.Index` instead, built
+from the vectors on the first such search (not stored: the SQLite file is the only state) and kept
+up to date afterwards.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ def _check_k(k: Any) -> int:
     if k <= 0:
         raise InvalidInputError(f"k must be positive, got {k}")
     return int(k)
+
+
+def _unit_rows(m: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in float64 (zero rows stay zero), as float32."""
+    m64 = np.asarray(m, dtype=np.float64).reshape(-1, m.shape[-1])
+    norms = np.linalg.norm(m64, axis=1)
+    safe = np.where(norms > 0, norms, 1.0)
+    return (m64 / safe[:, None]).astype(np.float32)
 
 
 def _ranked(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
@@ -172,9 +181,9 @@ class TaskSpace:
             mode = row.mode
             n_rows += 1
         cap = max(16, n_rows + n_rows // 2)
-        self._matrix = np.zeros((cap, self._dim), dtype=np.float32)
+        self._matrix = np.zeros((cap, self._dim), dtype=np.float32)  # unit rows (zero for degenerate)
         if n_rows:
-            self._matrix[:n_rows] = np.stack(vectors)
+            self._matrix[:n_rows] = _unit_rows(np.stack(vectors))
         self._names = names
         self._ids = ids
         self._is_model = np.zeros(cap, dtype=bool)
@@ -271,8 +280,8 @@ class TaskSpace:
                 other = db.execute("SELECT mode FROM embeddings LIMIT 1").fetchone()
                 if other is not None and other[0] != e.mode:
                     raise FingerprintMismatchError(
-                        f"{e.kind} embedding {e.name!r} is in {e.mode} mode; this space holds {other[0]}-mode "
-                        "embeddings"
+                        f"{e.kind} embedding {e.name!r} is in {e.mode} mode; "
+                        f"this space holds {other[0]}-mode embeddings"
                     )
                 new_id = self._store.insert(db, e)
             if old_id is not None:
@@ -299,7 +308,7 @@ class TaskSpace:
                 new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
                 new[:n] = old[:n]
                 setattr(self, attr, new)
-        self._matrix[n] = e.vector
+        self._matrix[n] = _unit_rows(e.vector)[0]
         self._is_model[n] = e.kind == "model"
         self._zero[n] = e.is_degenerate
         self._names.append(e.name)
@@ -336,7 +345,7 @@ class TaskSpace:
         return self.info(name).embedding(self.fingerprint)
 
     def info(self, name: str) -> Row:
-        """Everything stored about ``name``: kind, mode, method, model, prompt, dataset, n, created, meta, vector."""
+        """The row stored for ``name`` (kind, mode, method, model, prompt, dataset, n, created, meta...)."""
         with self._lock:
             self._sync()
             row = self._store.get(name, self._dim) if isinstance(name, str) else None
@@ -383,7 +392,12 @@ class TaskSpace:
             v, own = m[0], None
         if not np.any(v):
             raise InvalidInputError(f"{what} is a degenerate (zero) embedding: nothing is near it")
-        return np.ascontiguousarray(v, dtype=np.float32), own
+        return _unit_rows(v)[0], own
+
+    def _cosines(self, u: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+        """Cosines of the unit query ``u`` with stored rows: one BLAS mat-vec over unit rows (for a
+        single query that is far cheaper than the blocked all-pairs kernel, and exact to float32)."""
+        return np.clip(self._matrix[rows] @ u, -1.0, 1.0)
 
     def nearest(self, name_or_vector: Any, k: int = 5, *, kind: str | None = None) -> list[tuple[str, float]]:
         """The k entries most similar to a stored entry (by name; itself excluded) or to a vector.
@@ -406,7 +420,7 @@ class TaskSpace:
             if n_cand == 0:
                 return []
             if n_cand <= self._index_threshold:
-                sims = similarity(v, self._matrix[:n])[0]
+                sims = self._cosines(v, slice(0, n))
                 cand = np.flatnonzero(mask)
                 if n_cand > k:
                     cand = cand[np.argpartition(-sims[cand], k - 1)[:k]]
@@ -470,7 +484,7 @@ class TaskSpace:
                 pos = [self._pos[name] for name in names]
             if not pos:
                 return []
-            sims = similarity(v, self._matrix[pos])[0]
+            sims = self._cosines(v, pos)
             return _ranked([(self._names[i], float(s)) for i, s in zip(pos, sims, strict=True)])
 
     def duplicates(self, threshold: float = 0.95, *, kind: str | None = None) -> list[tuple[str, str, float]]:

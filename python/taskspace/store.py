@@ -202,8 +202,8 @@ class Store:
         dataset = text("dataset") or (e.name if e.kind == "dataset" else None)
         created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         cur = db.execute(
-            "INSERT INTO embeddings (name, kind, mode, method, model, prompt, dataset, n, created, meta, vector) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO embeddings (name, kind, mode, method, model, prompt, dataset, n, created, meta, "
+            "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 e.name,
                 e.kind,
