@@ -17,19 +17,44 @@ const MC: usize = 8 * MR;
 /// Columns of scores produced per pass in top-k / threshold search (a multiple of NR).
 const NC: usize = 64 * NR;
 
+/// Scales one row to unit length in place (norm in f64, after dividing by the largest magnitude,
+/// so huge or tiny values neither overflow nor underflow); a zero row stays zero.
+fn normalize_row(row: &mut [f32]) {
+    let big = row.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
+    if big == 0.0 {
+        return;
+    }
+    let scale = 1.0 / big;
+    let sq: f64 = row.iter().map(|v| (f64::from(*v) * scale).powi(2)).sum();
+    let inv = scale / sq.sqrt();
+    for v in row.iter_mut() {
+        *v = (f64::from(*v) * inv) as f32;
+    }
+}
+
+/// Dot product with 8 independent partial sums, so the compiler can keep them in one SIMD register.
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for t in 0..8 {
+            acc[t] += x[t] * y[t];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Rows scaled to unit length; zero rows stay zero.
 fn unit_rows(x: &[f32], d: usize) -> Vec<f32> {
     let mut out = x.to_vec();
     for row in out.chunks_mut(d) {
-        let big = row.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
-        if big == 0.0 {
-            continue;
-        }
-        let sq: f64 = row.iter().map(|v| (f64::from(*v) / big).powi(2)).sum();
-        let inv = 1.0 / (big * sq.sqrt());
-        for v in row.iter_mut() {
-            *v = (f64::from(*v) * inv) as f32;
-        }
+        normalize_row(row);
     }
     out
 }
@@ -153,6 +178,29 @@ fn check_shapes(a: &[f32], b: &[f32], d: usize) -> Result<(usize, usize)> {
     Ok((a.len() / d, b.len() / d))
 }
 
+/// At most this many query rows take the direct path: packing all of B costs more than it saves.
+const FEW_QUERIES: usize = 16;
+
+/// Scores of a few unit query rows `ua` (n×d) against the raw rows of `b`, column-major: entry
+/// `j*n + i` is cos(a_i, b_j). Each B row is scaled into a small buffer (norm in f64, as in
+/// `unit_rows`) instead of copying and packing all of B.
+fn few_query_scores(ua: &[f32], b: &[f32], d: usize, n: usize, n_threads: usize) -> Vec<f32> {
+    let m = b.len() / d;
+    let mut scores = vec![0.0f32; m * n];
+    for_each_piece(&mut scores, 256 * n, n_threads, |piece, chunk| {
+        let mut row = vec![0.0f32; d];
+        for (k, dst) in chunk.chunks_mut(n).enumerate() {
+            let j = piece * 256 + k;
+            row.copy_from_slice(&b[j * d..(j + 1) * d]);
+            normalize_row(&mut row);
+            for (i, o) in dst.iter_mut().enumerate() {
+                *o = dot_lanes(&ua[i * d..(i + 1) * d], &row).clamp(-1.0, 1.0);
+            }
+        }
+    });
+    scores
+}
+
 /// Cosine similarities S (n×m) between rows of `a` (n×d) and `b` (m×d), written into `out`.
 /// A zero row has similarity 0 with everything (cosine is undefined there; 0 keeps NaN out).
 pub fn cosine_into(
@@ -170,6 +218,15 @@ pub fn cosine_into(
         return Ok(());
     }
     let ua = unit_rows(a, d);
+    if n <= FEW_QUERIES {
+        let scores = few_query_scores(&ua, b, d, n, n_threads);
+        for (j, col) in scores.chunks(n).enumerate() {
+            for (i, &v) in col.iter().enumerate() {
+                out[i * m + j] = v;
+            }
+        }
+        return Ok(());
+    }
     let pb = PackedB::new(&unit_rows(b, d), d, n_threads);
     // Sweep B in column groups small enough to stay in the last-level cache while every A block
     // passes over them; otherwise a large B (m·d·4 bytes beyond the cache) is streamed from memory
@@ -349,6 +406,21 @@ pub fn top_k(
     ensure(k > 0, || "k must be >= 1".to_string())?;
     let skip_self = exclude_self && b.is_none();
     let ua = unit_rows(a, d);
+    if n <= FEW_QUERIES && n > 0 && m > 0 {
+        let scores = few_query_scores(&ua, b.unwrap_or(a), d, n, n_threads);
+        let mut ids = vec![-1i64; n * k];
+        let mut best = vec![f32::NEG_INFINITY; n * k];
+        for i in 0..n {
+            let mut top = RowTopK::new(k);
+            for j in 0..m {
+                if !(skip_self && j == i) {
+                    top.offer(scores[j * n + i], j as u32);
+                }
+            }
+            top.finish(&mut ids[i * k..(i + 1) * k], &mut best[i * k..(i + 1) * k]);
+        }
+        return Ok((ids, best));
+    }
     let ub_owned;
     let ub: &[f32] = match b {
         Some(b) => {
