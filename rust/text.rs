@@ -265,11 +265,12 @@ pub fn featurize_into(
     out.indices.clear();
     out.values.clear();
     for &(b, v) in &s.entries {
-        if out.indices.last() == Some(&b) {
-            *out.values.last_mut().expect("non-empty") += v;
-        } else {
-            out.indices.push(b);
-            out.values.push(v);
+        match (out.indices.last(), out.values.last_mut()) {
+            (Some(&last), Some(acc)) if last == b => *acc += v,
+            _ => {
+                out.indices.push(b);
+                out.values.push(v);
+            }
         }
     }
     let sq: f64 = out
