@@ -36,7 +36,7 @@ import numpy as np
 from taskspace import inputs
 from taskspace.embedding import TaskEmbedding
 from taskspace.errors import FingerprintMismatchError, InvalidInputError
-from taskspace.similarity import similarity
+from taskspace.similarity import similarity, unit_rows
 
 __all__ = ["EXACT_MAX", "Index", "SearchResult"]
 
@@ -183,15 +183,13 @@ def _as_vectors(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:
 
 def _unit_rows(m: np.ndarray, what: str) -> np.ndarray:
     """Rows scaled to unit length (computed in float64, so huge float32 values do not overflow)."""
-    m64 = m.astype(np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->i", m64, m64))
-    zero = np.flatnonzero(norms == 0)
+    zero = np.flatnonzero(~m.any(axis=1))
     if zero.size:
         raise InvalidInputError(
             f"{what}[{int(zero[0])}] is the zero vector: its cosine with anything is undefined "
             "(a degenerate task embedding is near nothing), so it cannot be indexed or searched for"
         )
-    return (m64 / norms[:, None]).astype(np.float32)
+    return unit_rows(m)
 
 
 def _normalized(rows: np.ndarray) -> np.ndarray:

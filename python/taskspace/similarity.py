@@ -12,7 +12,7 @@ from taskspace import _core, inputs
 from taskspace.embedding import TaskEmbedding
 from taskspace.errors import InvalidInputError
 
-__all__ = ["Pairs", "TopK", "pairs_above", "similarity"]
+__all__ = ["Pairs", "TopK", "pairs_above", "similarity", "unit_rows"]
 
 Vectors = TaskEmbedding | Sequence[TaskEmbedding] | np.ndarray | Sequence[Sequence[float]]
 
@@ -31,6 +31,16 @@ class Pairs(NamedTuple):
     i: np.ndarray
     j: np.ndarray
     scores: np.ndarray
+
+
+def unit_rows(m: np.ndarray) -> np.ndarray:
+    """Rows of ``m`` (or a single vector, as one row) scaled to unit length, as float32. Norms are
+    computed in float64, so huge or tiny float32 values neither overflow nor underflow; zero rows
+    stay zero (the same convention as the Rust kernels)."""
+    m64 = np.asarray(m, dtype=np.float64).reshape(-1, np.shape(m)[-1])
+    norms = np.linalg.norm(m64, axis=1)
+    safe = np.where(norms > 0, norms, 1.0)
+    return (m64 / safe[:, None]).astype(np.float32)
 
 
 def _as_matrix(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:

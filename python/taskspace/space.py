@@ -28,7 +28,7 @@ from taskspace import inputs
 from taskspace.embedding import TaskEmbedding
 from taskspace.errors import FingerprintMismatchError, InvalidInputError
 from taskspace.index import EXACT_MAX, Index
-from taskspace.similarity import pairs_above, similarity
+from taskspace.similarity import pairs_above, similarity, unit_rows
 from taskspace.store import Row, Store
 from taskspace.surrogate import Surrogate
 
@@ -48,14 +48,6 @@ def _check_k(k: Any) -> int:
     if k <= 0:
         raise InvalidInputError(f"k must be positive, got {k}")
     return int(k)
-
-
-def _unit_rows(m: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length in float64 (zero rows stay zero), as float32."""
-    m64 = np.asarray(m, dtype=np.float64).reshape(-1, m.shape[-1])
-    norms = np.linalg.norm(m64, axis=1)
-    safe = np.where(norms > 0, norms, 1.0)
-    return (m64 / safe[:, None]).astype(np.float32)
 
 
 def _ranked(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
@@ -183,7 +175,7 @@ class TaskSpace:
         cap = max(16, n_rows + n_rows // 2)
         self._matrix = np.zeros((cap, self._dim), dtype=np.float32)  # unit rows (zero for degenerate)
         if n_rows:
-            self._matrix[:n_rows] = _unit_rows(np.stack(vectors))
+            self._matrix[:n_rows] = unit_rows(np.stack(vectors))
         self._names = names
         self._ids = ids
         self._is_model = np.zeros(cap, dtype=bool)
@@ -308,7 +300,7 @@ class TaskSpace:
                 new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
                 new[:n] = old[:n]
                 setattr(self, attr, new)
-        self._matrix[n] = _unit_rows(e.vector)[0]
+        self._matrix[n] = unit_rows(e.vector)[0]
         self._is_model[n] = e.kind == "model"
         self._zero[n] = e.is_degenerate
         self._names.append(e.name)
@@ -392,7 +384,7 @@ class TaskSpace:
             v, own = m[0], None
         if not np.any(v):
             raise InvalidInputError(f"{what} is a degenerate (zero) embedding: nothing is near it")
-        return _unit_rows(v)[0], own
+        return unit_rows(v)[0], own
 
     def _cosines(self, u: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
         """Cosines of the unit query ``u`` with stored rows: one BLAS mat-vec over unit rows (for a
