@@ -421,14 +421,14 @@ def test_cli_serve_models_refuses_remote_hosts_and_bad_configs(tmp_path, capsys)
         assert expected in capsys.readouterr().err
 
 
-def test_cli_help_has_an_example_and_demo_still_works():
+def test_cli_help_has_an_example_and_demo_still_works(tmp_path):
     proc = _cli("serve-models", "--help")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "example" in out and "[models." in out and "--allow-remote" in out
     from taskspace.cli import main
 
-    assert main(["demo", "--mode", "label"]) == 0
+    assert main(["demo", "--mode", "label", "--out", str(tmp_path), "--probe-texts", "40", "--quiet"]) == 0
 
 
 def test_logprob_floor_keeps_json_finite():

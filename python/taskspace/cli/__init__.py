@@ -16,7 +16,7 @@ from enum import IntEnum
 __all__ = ["CliError", "ExitCode", "main"]
 
 # One module per command, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("demo", "serve_models")
+COMMAND_MODULES: tuple[str, ...] = ("demo", "probe", "embed", "compare", "select", "report", "drift", "evaluate", "serve", "serve_models")
 
 
 class ExitCode(IntEnum):
@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaskspaceError as e:
         print(f"taskspace {args.command}: {e}", file=sys.stderr)
         return int(ExitCode.USAGE)
+    except OSError as e:  # a file that cannot be read or written, a port that is taken
+        print(f"taskspace {args.command}: {e}", file=sys.stderr)
+        return int(ExitCode.FAILED)
     except KeyboardInterrupt:
         print(f"taskspace {args.command}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
