@@ -168,9 +168,10 @@ fn check_shapes(a: &[f32], b: &[f32], d: usize) -> Result<(usize, usize)> {
     ensure(d > 0, || {
         "vectors must have at least one dimension".to_string()
     })?;
-    ensure(a.len() % d == 0 && b.len() % d == 0, || {
-        format!("inputs are not multiples of d={d}")
-    })?;
+    ensure(
+        a.len().is_multiple_of(d) && b.len().is_multiple_of(d),
+        || format!("inputs are not multiples of d={d}"),
+    )?;
     ensure(
         a.len() / d < u32::MAX as usize && b.len() / d < u32::MAX as usize,
         || "more than 2^32 - 1 rows".to_string(),

@@ -312,7 +312,7 @@ impl Stats {
     /// Rows are cut into fixed pieces; each piece accumulates in f32 (a few hundred terms), pieces
     /// are added in f64 in piece order, so the result does not depend on `n_threads`.
     pub fn accumulate(f: &[f32], y: &[f32], h: usize, c: usize, n_threads: usize) -> Result<Stats> {
-        ensure(h > 0 && f.len() % h == 0, || {
+        ensure(h > 0 && f.len().is_multiple_of(h), || {
             format!("features length {} is not a multiple of h={h}", f.len())
         })?;
         let n = f.len() / h;

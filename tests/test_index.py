@@ -120,6 +120,38 @@ def test_empty_index_returns_no_results():
     assert res.ids.shape == (1, 0) and res.counts.tolist() == [0]
 
 
+def test_single_float32_query_fast_path_agrees_with_the_general_path(data):
+    """One 1-D float32 query with default options takes a shortcut: same results, same errors."""
+    x, ids, q = data
+    index = ts.Index(dim=DIM, M=4, ef_construction=16, ef=4)
+    assert index.search(q[0], k=3).ids.shape == (1, 0)  # empty index
+    index.add(x[:300], ids[:300])
+
+    def check(v: np.ndarray, k: int) -> None:
+        fast = index.search(v, k)
+        general = index.search(v[None, :], np.int64(k))  # a batch of one, numpy k: the general path
+        for got, want in zip(fast, general, strict=True):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+
+    for v in q[:5]:
+        check(v, 10)
+        check(v, 1000)  # clamped to the 300 items
+    index.remove(ids[:290])  # hnswlib now finds too few: both fall back to exact search
+    check(q[0], 10)
+    assert index.search(q[0], 10).counts.tolist() == [10]
+    for bad in (
+        np.zeros(DIM, np.float32),
+        np.full(DIM, np.nan, np.float32),
+        np.full(DIM, np.inf, np.float32),
+    ):
+        with pytest.raises(ts.InvalidInputError):
+            index.search(bad)
+    for k, error in ((0, ts.InvalidInputError), (-1, ts.InvalidInputError), (True, TypeError)):
+        with pytest.raises(error):
+            index.search(q[0], k)
+
+
 def test_distances_are_cosine_distances():
     index = ts.Index(dim=2)
     index.add([[1.0, 0.0], [-1.0, 0.0], [0.0, 5.0]], [0, 1, 2])

@@ -63,6 +63,8 @@ _F32 = np.dtype(np.float32)
 _FEW_QUERIES = 16
 #: hnswlib's message when a search finds fewer than k items (heavy filtering or many deletions).
 _TOO_FEW = "Cannot return the results in a contiguous 2D array"
+#: Template of a one-query ``counts`` array (copying it is cheaper than building one).
+_ONE_COUNT = np.zeros(1, dtype=np.int64)
 
 
 class SearchResult(NamedTuple):
@@ -237,7 +239,15 @@ class _SearchWriteLock:
 
     def acquire_read(self, key: int | None) -> None:
         with self._mutex:
-            if not self._may_read(key):
+            # The common case first, in few operations (single-query latency): no writer, nobody
+            # waiting for another key, and this key already set or nothing pinned. Then
+            # `_may_read` is True.
+            if (
+                self._writer
+                or self._writers_waiting
+                or self._keys_waiting
+                or (self._pinned and key != self._key and key is not None)
+            ) and not self._may_read(key):
                 self._sleepers += 1
                 if key is not None:
                     self._keys_waiting[key] += 1
@@ -688,6 +698,22 @@ class Index:
         candidate with the exact kernel. Distances are ``1 - cos``. A single 1-D query still gives
         ``(1, k)`` arrays.
         """
+        if (
+            type(queries) is np.ndarray
+            and queries.dtype is _F32
+            and queries.shape == (self._dim,)
+            and type(k) is int
+            and k > 0
+            and ef is None
+            and allowed_ids is None
+            and not exact
+        ):
+            # One float32 query with default options, the latency a service sees: the same checks
+            # and results as below in fewer Python and numpy steps (each costs more than its
+            # microbenchmark suggests, because the graph walk evicts them from the CPU caches).
+            sq = float(queries.dot(queries))
+            if _TINY < sq < np.inf:  # finite and non-zero (False for NaN)
+                return self._search_one(queries, k)
         k = _positive_int(k, "k")
         ef = self._ef if ef is None else _positive_int(ef, "ef")
         rows, _ = self._vectors_in(queries, "queries")
@@ -711,6 +737,31 @@ class Index:
         finally:
             self._lock.release_read(key)
 
+    def _search_one(self, query: np.ndarray, k: int) -> SearchResult:
+        """:meth:`search` for one valid float32 query of shape ``(dim,)`` with default options."""
+        key = self._ef
+        self._lock.acquire_read(key)
+        try:
+            kk = min(k, len(self._label_of))
+            if kk == 0:
+                return _empty(1, 0)
+            try:
+                # Positional: pybind11 matching keywords by name costs ~5k instructions a call.
+                found, dist = self._hnsw.knn_query(query, kk, 1)
+            except RuntimeError as e:
+                if _TOO_FEW not in str(e):
+                    raise
+                return self._exact(query[None, :], None, kk)  # too few reachable items: scan instead
+            ids = self._ext.take(found.view(np.int64))  # labels are < 2**32: same bits
+        finally:
+            self._lock.release_read(key)
+        # 1 - cos rounds a hair outside [0, 2] for identical or opposite directions (sorted row).
+        if dist.item(0) < 0.0 or dist.item(-1) > 2.0:
+            np.clip(dist, 0.0, 2.0, out=dist)
+        counts = _ONE_COUNT.copy()
+        counts[0] = kk
+        return tuple.__new__(SearchResult, (ids, dist, counts))  # SearchResult(...) minus a frame
+
     def _graph(
         self,
         rows: np.ndarray,
@@ -725,7 +776,7 @@ class Index:
         if kh == 0:
             return _empty(q, k)
         try:
-            found, dist = self._hnsw.knn_query(rows, k=kh, num_threads=num_threads, filter=filter)
+            found, dist = self._hnsw.knn_query(rows, kh, num_threads, filter)  # positional: cheaper
         except RuntimeError as e:
             if _TOO_FEW not in str(e):
                 raise

@@ -4,8 +4,11 @@
 //! Kernels that feed embeddings must give bit-identical results on every machine, so their fast
 //! paths only change *how many* lanes run at once, never the order of additions, and never fuse a
 //! multiply with an add (Rust does not contract `a * b + c` into an FMA on its own). The portable
-//! build targets baseline x86-64 / aarch64; AVX2 code is selected at run time.
+//! build targets baseline x86-64 / aarch64; AVX2 and AVX-512 code is selected at run time, NEON
+//! (baseline on aarch64) at compile time.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -18,6 +21,9 @@ pub const NR: usize = 16;
 pub fn backend() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
+        if x86::has_avx512f() {
+            return "avx512f";
+        }
         if x86::has_avx2_fma() {
             return "avx2+fma";
         }
@@ -75,17 +81,29 @@ pub fn kernel(k: usize, a: &[f32], b: &[f32], c: &mut [f32; MR * NR], accumulate
     );
     #[cfg(target_arch = "x86_64")]
     {
+        if x86::has_avx512f() {
+            // SAFETY: AVX-512F support was just checked; panel sizes were asserted.
+            unsafe { x86::kernel_avx512(k, a, b, c, accumulate) };
+            return;
+        }
         if x86::has_avx2_fma() {
             // SAFETY: AVX2 and FMA support was just checked; panel sizes were asserted.
             unsafe { x86::kernel_avx2(k, a, b, c, accumulate) };
             return;
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: NEON is part of every aarch64 target; panel sizes were asserted.
+        unsafe { aarch64::kernel_neon(k, a, b, c, accumulate) };
+    }
+    #[cfg(not(target_arch = "aarch64"))]
     kernel_portable(k, a, b, c, accumulate);
 }
 
-/// The micro-kernel in plain Rust (auto-vectorised: SSE2 on x86-64, NEON on aarch64).
+/// The micro-kernel in plain Rust (auto-vectorised: SSE2 on x86-64; on aarch64 only tests run it).
 #[inline(always)]
+#[cfg_attr(all(target_arch = "aarch64", not(test)), allow(dead_code))]
 pub(crate) fn kernel_portable(
     k: usize,
     a: &[f32],
@@ -230,36 +248,84 @@ mod tests {
                 assert_eq!(tiled, slow);
             }
         }
-        assert!(["avx2+fma", "avx2", "sse2", "neon", "scalar"].contains(&backend()));
+        assert!(["avx512f", "avx2+fma", "avx2", "sse2", "neon", "scalar"].contains(&backend()));
+    }
+
+    type Kernel = fn(usize, &[f32], &[f32], &mut [f32; MR * NR], bool);
+
+    /// Every micro-kernel this machine can run, by name (the dispatched one among them).
+    fn runnable_kernels() -> Vec<(&'static str, Kernel)> {
+        let mut out: Vec<(&'static str, Kernel)> =
+            vec![("dispatched", kernel), ("portable", kernel_portable)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::has_avx2_fma() {
+                out.push(("avx2+fma", |k, a, b, c, acc| {
+                    assert!(a.len() >= k * MR && b.len() >= k * NR);
+                    // SAFETY: support was checked before this entry was added; sizes asserted.
+                    unsafe { x86::kernel_avx2(k, a, b, c, acc) }
+                }));
+            }
+            if x86::has_avx512f() {
+                out.push(("avx512f", |k, a, b, c, acc| {
+                    assert!(a.len() >= k * MR && b.len() >= k * NR);
+                    // SAFETY: support was checked before this entry was added; sizes asserted.
+                    unsafe { x86::kernel_avx512(k, a, b, c, acc) }
+                }));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        out.push(("neon", |k, a, b, c, acc| {
+            assert!(a.len() >= k * MR && b.len() >= k * NR);
+            // SAFETY: NEON is baseline on aarch64; sizes asserted.
+            unsafe { aarch64::kernel_neon(k, a, b, c, acc) }
+        }));
+        out
     }
 
     #[test]
-    fn kernel_matches_scalar_dot_products() {
-        for k in [0usize, 1, 15, 16, 17, 255, 1023] {
+    fn every_runnable_kernel_matches_scalar_dot_products() {
+        let kernels = runnable_kernels();
+        // The backend that `simd_backend()` reports must be among the kernels tested here.
+        let named: Vec<&str> = kernels.iter().map(|(name, _)| *name).collect();
+        assert!(
+            ["sse2", "avx2", "scalar"].contains(&backend()) || named.contains(&backend()),
+            "{} not tested; tested: {named:?}",
+            backend()
+        );
+        for k in [0usize, 1, 2, 3, 15, 16, 17, 255, 256, 257, 1023] {
             let a = random(k * MR, 3 + k as u64);
             let b = random(k * NR, 4 + k as u64);
-            let mut fast = [0.0f32; MR * NR];
-            let mut portable = [0.0f32; MR * NR];
-            kernel(k, &a, &b, &mut fast, false);
-            kernel_portable(k, &a, &b, &mut portable, false);
-            // in two chunks of k, accumulating
-            let h = k / 2;
-            let mut chunked = [0.0f32; MR * NR];
-            kernel(h, &a, &b, &mut chunked, false);
-            kernel(k - h, &a[h * MR..], &b[h * NR..], &mut chunked, true);
+            let mut want = [0.0f32; MR * NR];
             for i in 0..MR {
                 for j in 0..NR {
                     let x: Vec<f32> = (0..k).map(|t| a[t * MR + i]).collect();
                     let y: Vec<f32> = (0..k).map(|t| b[t * NR + j]).collect();
-                    let want = scalar::dot(&x, &y);
-                    let tol = 1e-5 * (1.0 + k as f32).sqrt();
+                    want[i * NR + j] = scalar::dot(&x, &y);
+                }
+            }
+            let tol = 1e-5 * (1.0 + k as f32).sqrt();
+            for &(name, run) in &kernels {
+                // Garbage in the tile must be overwritten when not accumulating.
+                let mut whole = [f32::NAN; MR * NR];
+                run(k, &a, &b, &mut whole, false);
+                // In two chunks of k (odd and even lengths), accumulating.
+                let h = k / 2 + usize::from(k % 4 == 3);
+                let mut chunked = [f32::NAN; MR * NR];
+                run(h, &a, &b, &mut chunked, false);
+                run(k - h, &a[h * MR..], &b[h * NR..], &mut chunked, true);
+                for (t, &w) in want.iter().enumerate() {
+                    let (i, j) = (t / NR, t % NR);
                     assert!(
-                        (fast[i * NR + j] - want).abs() <= tol,
-                        "k={k}: {} vs {want}",
-                        fast[i * NR + j]
+                        (whole[t] - w).abs() <= tol,
+                        "{name} k={k} ({i},{j}): {} vs {w}",
+                        whole[t]
                     );
-                    assert!((portable[i * NR + j] - want).abs() <= tol);
-                    assert!((chunked[i * NR + j] - want).abs() <= tol);
+                    assert!(
+                        (chunked[t] - w).abs() <= tol,
+                        "{name} k={k} ({i},{j}) chunked at {h}: {} vs {w}",
+                        chunked[t]
+                    );
                 }
             }
         }
