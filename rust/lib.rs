@@ -3,6 +3,7 @@
 //! Pure Rust, covered by `cargo test` without Python; `py.rs` (feature `python`) is the only file
 //! that knows about Python and numpy.
 
+pub mod bootstrap;
 pub mod error;
 pub mod hash;
 pub mod linalg;

@@ -8,6 +8,7 @@ use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUnty
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::bootstrap;
 use crate::error::CoreError;
 use crate::similarity::{self, cosine_into, cosine_self_into};
 use crate::surrogate::{self, Config, Method, Mode, Stats};
@@ -326,6 +327,58 @@ fn pairs_above<'py>(
     ))
 }
 
+/// Read-outs (flat r*dim float64) of r low-rank estimates X_k Y_kᵀ − (tr/h)·I through a triangle
+/// map (see `bootstrap.rs`); x and y are (r, h, c) float64.
+#[pyfunction]
+#[pyo3(signature = (x, y, pos, weight, dim, n_threads))]
+fn sketch_triangles<'py>(
+    py: Python<'py>,
+    x: numpy::PyReadonlyArray3<'py, f64>,
+    y: numpy::PyReadonlyArray3<'py, f64>,
+    pos: PyReadonlyArray1<'py, u32>,
+    weight: PyReadonlyArray1<'py, f64>,
+    dim: usize,
+    n_threads: usize,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (r, h, c) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    if y.shape() != x.shape() {
+        return Err(InvalidInputError::new_err(format!(
+            "x and y must have the same shape, got {:?} and {:?}",
+            x.shape(),
+            y.shape()
+        )));
+    }
+    let (sx, sy, sp, sw) = (slice(&x)?, slice(&y)?, slice(&pos)?, slice(&weight)?);
+    let out = py
+        .detach(|| bootstrap::sketch_triangles(sx, sy, r, h, c, sp, sw, dim, n_threads))
+        .map_err(to_py)?;
+    Ok(PyArray1::from_vec(py, out))
+}
+
+/// Solutions (flat r*h*m float64) of r symmetric positive definite systems A_k X_k = B_k; a is
+/// (r, h, h), b (r, h, m), float64 (see `bootstrap.rs`).
+#[pyfunction]
+#[pyo3(signature = (a, b, n_threads))]
+fn solve_spd_batch<'py>(
+    py: Python<'py>,
+    a: numpy::PyReadonlyArray3<'py, f64>,
+    b: numpy::PyReadonlyArray3<'py, f64>,
+    n_threads: usize,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (r, h, m) = (b.shape()[0], b.shape()[1], b.shape()[2]);
+    if a.shape() != [r, h, h] {
+        return Err(InvalidInputError::new_err(format!(
+            "a must have shape ({r}, {h}, {h}), got {:?}",
+            a.shape()
+        )));
+    }
+    let (sa, sb) = (slice(&a)?, slice(&b)?);
+    let out = py
+        .detach(|| bootstrap::solve_spd_batch(sa, sb, r, h, m, n_threads))
+        .map_err(to_py)?;
+    Ok(PyArray1::from_vec(py, out))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -355,5 +408,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cosine, m)?)?;
     m.add_function(wrap_pyfunction!(top_k, m)?)?;
     m.add_function(wrap_pyfunction!(pairs_above, m)?)?;
+    m.add_function(wrap_pyfunction!(sketch_triangles, m)?)?;
+    m.add_function(wrap_pyfunction!(solve_spd_batch, m)?)?;
     Ok(())
 }

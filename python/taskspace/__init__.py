@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 from taskspace._core import __version__, simd_backend
+from taskspace.agreement import Agreement, agreement
+from taskspace.drift import DriftReport, drift
 from taskspace.embedding import TaskEmbedding
 from taskspace.errors import (
     DegenerateTaskWarning,
@@ -30,8 +32,10 @@ from taskspace.space import TaskSpace
 from taskspace.surrogate import SparseFeatures, Surrogate, TaskStats
 
 __all__ = [
+    "Agreement",
     "CallableModel",
     "DegenerateTaskWarning",
+    "DriftReport",
     "FingerprintMismatchError",
     "Index",
     "InvalidInputError",
@@ -48,6 +52,8 @@ __all__ = [
     "TaskspaceError",
     "TopK",
     "__version__",
+    "agreement",
+    "drift",
     "pair_probe",
     "pairs_above",
     "probe",

@@ -22,6 +22,8 @@ __all__ = [
     "hash64",
     "pairs_above",
     "simd_backend",
+    "sketch_triangles",
+    "solve_spd_batch",
     "tokens",
     "top_k",
 ]
@@ -93,3 +95,16 @@ def pairs_above(
     upper_only: bool,
     n_threads: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+def sketch_triangles(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    pos: npt.NDArray[np.uint32],
+    weight: npt.NDArray[np.float64],
+    dim: int,
+    n_threads: int,
+) -> npt.NDArray[np.float64]: ...
+def solve_spd_batch(
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    n_threads: int,
+) -> npt.NDArray[np.float64]: ...

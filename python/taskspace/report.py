@@ -10,7 +10,9 @@ nothing is fetched from anywhere. Sections, in order:
   vectors (numpy SVD), datasets as squares and models as circles;
 * **selection** — for each dataset, its candidate models/prompts ranked by cosine similarity
   (with their measured accuracy, selected / oracle and Spearman's rho when accuracies are given);
-* **usage** — probe usage per model: calls, cached, errors, retries, 429s, tokens, cost, latency.
+* **usage** — probe usage per model: calls, cached, errors, retries, 429s, tokens, cost, latency;
+* **drift** — each model's drift checks (``taskspace drift``), oldest first: MTE shift and noise
+  floor with their intervals, and the verdict.
 
 A section is a function ``ReportData -> str | None`` (an HTML fragment, or ``None`` to leave it
 out); :func:`build_report` renders any sequence of them, so another section is one more function in
@@ -261,6 +263,8 @@ def report_data(
             continue
         acc = (accuracy or {}).get(d, {})
         selection[d] = [SelectionRow(c, s, acc.get(c)) for c, s in space.select(d, cands)]
+    # Drift checks stored by `taskspace drift` / TaskSpace.record_drift: (model, when, DriftReport).
+    drift = space.drift_history() if hasattr(space, "drift_history") else []
     usage: list[dict[str, Any]] = []
     total: dict[str, Any] = {}
     if outputs is not None:
@@ -287,6 +291,7 @@ def report_data(
         usage=usage,
         usage_total=total,
         notes=list(notes),
+        extra={"drift": drift},
     )
 
 
@@ -309,6 +314,7 @@ th { background: #f3f5f7; cursor: pointer; user-select: none; white-space: nowra
 td.num, th.num { text-align: right; }
 td.name { white-space: nowrap; }
 tr.best td { background: #eef6ee; }
+tr.drift td { background: #fbeaea; }
 tr.top td:first-child { font-weight: 600; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 8px 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
@@ -685,6 +691,40 @@ def usage_section(data: ReportData) -> str | None:
     )
 
 
+def drift_section(data: ReportData) -> str | None:
+    """Each model's drift checks, oldest first (from ``data.extra["drift"]``)."""
+    checks = data.extra.get("drift") or []
+    if not checks:
+        return None
+    models: dict[str, list[Any]] = {}
+    for model, when, report in checks:
+        models.setdefault(model, []).append((when, report))
+    blocks = []
+    for model, rows in models.items():
+        last = rows[-1][1]
+        state = "DRIFTED" if last.drifted else "no drift"
+        body = "".join(
+            f"<tr{' class=drift' if r.drifted else ''}><td>{_e(f'{when:%Y-%m-%d %H:%M}')} UTC</td>"
+            f"<td class='num'>{r.shift:.4f}</td><td class='num'>{r.shift_low:.4f}-{r.shift_high:.4f}</td>"
+            f"<td class='num'>{r.noise_floor:.4f}</td><td class='num'>{r.noise_low:.4f}-{r.noise_high:.4f}</td>"
+            f"<td class='num'>{r.n}</td><td>{'DRIFTED' if r.drifted else 'no drift'}</td></tr>"
+            for when, r in rows
+        )
+        blocks.append(
+            f"<h3>{_e(model)} <span class='muted'>— last check: {state}</span></h3>"
+            "<table class='sortable'><thead><tr><th>checked</th><th class=num>shift</th>"
+            "<th class=num>interval</th><th class=num>noise floor</th><th class=num>interval</th>"
+            f"<th class=num>texts</th><th>verdict</th></tr></thead><tbody>{body}</tbody></table>"
+        )
+    return (
+        "<section id='drift'><h2>Drift history</h2>"
+        "<p class='caption'>Each check re-probed the model on its stored probe texts (never from the cache) "
+        "and compared the answers with its baseline: shift = 1 - cosine of the two MTEs; noise floor = the "
+        "shift an unchanged model shows; drifted when their intervals are disjoint (taskspace.drift).</p>"
+        f"{''.join(blocks)}</section>"
+    )
+
+
 #: The sections of a report, in page order.
 DEFAULT_SECTIONS: tuple[Section, ...] = (
     overview_section,
@@ -692,6 +732,7 @@ DEFAULT_SECTIONS: tuple[Section, ...] = (
     map_section,
     selection_section,
     usage_section,
+    drift_section,
 )
 
 

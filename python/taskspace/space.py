@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from taskspace.similarity import pairs_above, similarity, unit_rows
 from taskspace.store import Row, Store
 from taskspace.surrogate import Surrogate
 
-__all__ = ["TaskSpace"]
+__all__ = ["Selection", "TaskSpace"]
 
 _KINDS = (None, "dataset", "model")
 
@@ -48,6 +49,109 @@ def _check_k(k: Any) -> int:
     if k <= 0:
         raise InvalidInputError(f"k must be positive, got {k}")
     return int(k)
+
+
+def _check_tolerance(tolerance: Any) -> float:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)):
+        raise TypeError(f"tolerance must be a number, got {type(tolerance).__name__}")
+    if not 0.0 <= float(tolerance) <= 2.0:
+        raise InvalidInputError(f"tolerance must be in [0, 2] (a difference of cosines), got {tolerance}")
+    return float(tolerance)
+
+
+def _costs(costs: Any, names: list[str]) -> dict[str, float] | None:
+    """Per-call cost of every candidate, from a mapping or a ProbeResult's usage records."""
+    if costs is None:
+        return None
+    from taskspace.probe.result import ProbeResult
+
+    if isinstance(costs, ProbeResult):
+        table: dict[str, float] = {}
+        for name, m in costs.models.items():
+            if m.usage.ok:
+                table[name] = m.usage.cost / m.usage.ok
+        costs = table
+    if not isinstance(costs, Mapping):
+        raise TypeError(
+            f"costs must be a mapping name -> cost per call or a ProbeResult, got {type(costs).__name__}"
+        )
+    out = {}
+    for name in names:
+        if name not in costs:
+            raise InvalidInputError(f"no cost for candidate {name!r}: costs must cover every candidate")
+        c = costs[name]
+        if isinstance(c, bool) or not isinstance(c, (int, float, np.integer, np.floating)):
+            raise TypeError(f"the cost of {name!r} must be a number, got {type(c).__name__}")
+        if not (np.isfinite(c) and c >= 0):
+            raise InvalidInputError(f"the cost of {name!r} must be finite and >= 0, got {c}")
+        out[name] = float(c)
+    return out
+
+
+class Selection(list):  # type: ignore[type-arg]
+    """What :meth:`TaskSpace.select` returns: the ranked candidates as a list of
+    ``(name, similarity)``, most similar first, plus the decision.
+
+    Attributes:
+        choice: the candidate to use (``None`` when there are no candidates).
+        best: the most similar candidate.
+        reason: the decision in words (similarities, costs, tolerance).
+        costs: candidate -> cost per call, or ``None`` when no costs were given.
+        tolerance: how much similarity may be given up for a lower cost.
+    """
+
+    choice: str | None
+    best: str | None
+    reason: str
+    costs: dict[str, float] | None
+    tolerance: float
+
+    @classmethod
+    def decide(
+        cls, ranked: list[tuple[str, float]], *, costs: dict[str, float] | None, tolerance: float
+    ) -> Selection:
+        sel = cls(ranked)
+        sel.costs, sel.tolerance = costs, tolerance
+        if not ranked:
+            sel.choice = sel.best = None
+            sel.reason = "no candidates"
+            return sel
+        best, top = ranked[0]
+        sel.best = best
+        if costs is None:
+            sel.choice = best
+            sel.reason = f"{best} is the most similar to the dataset ({top:.4f}); no costs given"
+            return sel
+        within = [(name, s) for name, s in ranked if s >= top - tolerance]
+        name, sim = min(within, key=lambda p: (costs[p[0]], -p[1], p[0]))
+        sel.choice = name
+        if name == best:
+            cheaper = [n for n, _ in ranked if costs[n] < costs[best]]
+            why = (
+                f"no cheaper candidate is within {tolerance:g} of its similarity"
+                + (f" (cheaper: {', '.join(cheaper)})" if cheaper else "")
+                if cheaper
+                else "no candidate is cheaper"
+            )
+            sel.reason = f"{best} is the most similar ({top:.4f}, cost {costs[best]:g} per call); {why}"
+        else:
+            saving = f"{costs[best] / costs[name]:.1f}x cheaper" if costs[name] > 0 else "free"
+            sel.reason = (
+                f"{name} ({sim:.4f}, cost {costs[name]:g} per call) is within {tolerance:g} of the most "
+                f"similar, {best} ({top:.4f}, cost {costs[best]:g}), and the cheapest such candidate "
+                f"({saving})"
+            )
+        return sel
+
+    def table(self) -> str:
+        """The ranking as a plain-text table (similarity, cost, which one is chosen) and the reason."""
+        rows = [("", "candidate", "similarity", "cost/call")]
+        for name, s in self:
+            cost = "" if self.costs is None else f"{self.costs[name]:g}"
+            rows.append(("*" if name == self.choice else "", name, f"{s:.4f}", cost))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        return "\n".join([*lines, "", self.reason])
 
 
 def _ranked(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
@@ -449,14 +553,41 @@ class TaskSpace:
             return names, similarity(self._matrix[pos])
 
     def select(
-        self, dataset: str | TaskEmbedding, candidates: Sequence[str] | None = None
-    ) -> list[tuple[str, float]]:
-        """Rank candidate entries (default: every model embedding) by similarity to a dataset's.
+        self,
+        dataset: str | TaskEmbedding,
+        candidates: Sequence[str] | None = None,
+        *,
+        costs: Mapping[str, float] | Any = None,
+        tolerance: float = 0.0,
+    ) -> Selection:
+        """Rank candidate entries (default: every model embedding) by similarity to a dataset's and
+        name the one to use.
 
-        ``dataset`` is the name of a stored entry or a TaskEmbedding of this space. Returns every
-        candidate as ``(name, cosine similarity)``, most similar first: the model or prompt whose
-        task is closest to the dataset's comes first.
+        ``dataset`` is the name of a stored entry or a TaskEmbedding of this space. The result is a
+        :class:`Selection`: a list of every candidate as ``(name, cosine similarity)``, most similar
+        first, with ``choice`` (the candidate to use) and ``reason`` (why, in words).
+
+        Without ``costs`` the choice is the most similar candidate. With ``costs`` — a mapping
+        candidate -> cost per call (any currency; e.g. from a price table), or a
+        :class:`~taskspace.probe.result.ProbeResult` whose usage records give each model's mean
+        cost per answered call — the choice is the cheapest candidate whose similarity is within
+        ``tolerance`` of the best (ties: the more similar, then the name); every candidate needs a
+        cost.
+
+        Example:
+            >>> import taskspace as ts
+            >>> from taskspace import datasets
+            >>> sur = ts.Surrogate(features=64, dim=256)
+            >>> space = ts.TaskSpace(sur)
+            >>> texts, labels = datasets.load("movie_sentiment")
+            >>> space.add(sur.dataset_embedding(texts, labels, name="movies", mode="text"))
+            >>> space.add(sur.model_embedding(texts, labels, name="big", mode="text"))
+            >>> space.add(sur.model_embedding(texts, labels[:-1] + ["?"], name="small", mode="text"))
+            >>> sel = space.select("movies", costs={"big": 0.01, "small": 0.001}, tolerance=0.05)
+            >>> sel.choice, sel[0][0]
+            ('small', 'big')
         """
+        tol = _check_tolerance(tolerance)
         with self._lock:
             self._sync()
             v, own = self._query(dataset, "dataset")
@@ -474,10 +605,64 @@ class TaskSpace:
                     if name not in self._pos:
                         raise KeyError(f"no embedding named {name!r} in the space")
                 pos = [self._pos[name] for name in names]
-            if not pos:
-                return []
-            sims = self._cosines(v, pos)
-            return _ranked([(self._names[i], float(s)) for i, s in zip(pos, sims, strict=True)])
+            sims = self._cosines(v, pos) if pos else np.zeros(0)
+            ranked = _ranked([(self._names[i], float(s)) for i, s in zip(pos, sims, strict=True)])
+        return Selection.decide(ranked, costs=_costs(costs, [name for name, _ in ranked]), tolerance=tol)
+
+    # -- drift ----------------------------------------------------------------------------------------
+    def set_drift_baseline(
+        self,
+        model: str,
+        probe_texts: Sequence[str],
+        outputs: Any,
+        *,
+        text_pairs: Sequence[str] | None = None,
+        mode: str = "label",
+    ) -> None:
+        """Keep ``model``'s outputs on ``probe_texts`` as the baseline later drift checks compare with
+        (replacing an older baseline). Outputs: labels, (n, C) label distributions or texts."""
+        if not isinstance(model, str) or not model:
+            raise InvalidInputError("model must be a non-empty str")
+        if mode not in ("label", "text"):
+            raise InvalidInputError(f"mode must be 'label' or 'text', got {mode!r}")
+        texts = inputs.texts_list(probe_texts, "probe_texts")
+        outs = outputs.tolist() if isinstance(outputs, np.ndarray) else list(outputs)
+        inputs.same_length(len(texts), len(outs), "outputs")
+        pairs = None if text_pairs is None else inputs.texts_list(text_pairs, "text_pairs")
+        outs = [o.tolist() if isinstance(o, np.ndarray) else o for o in outs]
+        outs = [int(o) if isinstance(o, np.integer) else o for o in outs]
+        with self._lock:
+            self._sync()
+            self._store.set_baseline(model, mode, {"texts": texts, "text_pairs": pairs, "outputs": outs})
+
+    def drift_baseline(self, model: str) -> dict[str, Any] | None:
+        """``{"mode", "created", "texts", "text_pairs", "outputs"}`` of a model's baseline, or ``None``."""
+        with self._lock:
+            self._sync()
+            found = self._store.baseline(model)
+        if found is None:
+            return None
+        mode, created, probe = found
+        return {"mode": mode, "created": created, **probe}
+
+    def record_drift(self, model: str, report: Any) -> datetime:
+        """Store a :class:`~taskspace.drift.DriftReport` for ``model`` with the current UTC time."""
+        from taskspace.drift import DriftReport
+
+        if not isinstance(report, DriftReport):
+            raise TypeError(f"report must be a DriftReport, got {type(report).__name__}")
+        with self._lock:
+            self._sync()
+            return self._store.add_drift(model, report.drifted, report.to_dict())
+
+    def drift_history(self, model: str | None = None) -> list[tuple[str, datetime, Any]]:
+        """``(model, when, DriftReport)`` of every stored drift check (of ``model``), oldest first."""
+        from taskspace.drift import DriftReport
+
+        with self._lock:
+            self._sync()
+            rows = self._store.drift_checks(model)
+        return [(name, when, DriftReport.from_dict(d)) for name, when, d in rows]
 
     def duplicates(self, threshold: float = 0.95, *, kind: str | None = None) -> list[tuple[str, str, float]]:
         """Pairs of entries with cosine similarity ≥ ``threshold``, as ``(name_a, name_b, similarity)``.

@@ -12,6 +12,14 @@ Schema (version :data:`SCHEMA_VERSION`)::
         meta TEXT,                                 -- JSON
         vector BLOB)                               -- little-endian float32, dim * 4 bytes
 
+Drift checks (:func:`taskspace.drift`, ``taskspace drift``) add two tables, created on first use
+(files without them are still schema version 1)::
+
+    drift_baselines(model TEXT PRIMARY KEY, mode TEXT, created TEXT,
+                    probe TEXT)                   -- JSON: {"texts", "text_pairs", "outputs"}
+    drift_checks(id INTEGER PRIMARY KEY, model TEXT, created TEXT,  -- ISO 8601, UTC
+                 drifted INTEGER, report TEXT)     -- JSON of DriftReport.to_dict()
+
 ``model``, ``prompt`` and ``dataset`` are copied from the embedding's ``meta`` keys of those names
 when they are strings; a dataset embedding without ``meta["dataset"]`` gets its own name there.
 
@@ -57,6 +65,17 @@ CREATE TABLE embeddings (
     vector BLOB NOT NULL
 );
 CREATE INDEX embeddings_kind ON embeddings (kind);
+"""
+
+_DRIFT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS drift_baselines (
+    model TEXT PRIMARY KEY, mode TEXT NOT NULL, created TEXT NOT NULL, probe TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drift_checks (
+    id INTEGER PRIMARY KEY, model TEXT NOT NULL, created TEXT NOT NULL, drifted INTEGER NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS drift_checks_model ON drift_checks (model, created);
 """
 
 _COLUMNS = "id, name, kind, mode, method, model, prompt, dataset, n, created, meta, vector"
@@ -236,6 +255,74 @@ class Store:
     def rows(self, dim: int) -> Iterator[Row]:
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM embeddings ORDER BY id"):
             yield self._row(row, dim)
+
+    # -- drift baselines and checks ---------------------------------------------------------------------
+    def _drift_tables(self, db: sqlite3.Connection) -> None:
+        for statement in _DRIFT_SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+    def set_baseline(self, model: str, mode: str, probe: dict[str, Any]) -> datetime:
+        """Store (or replace) a model's drift baseline: its probe texts and outputs then."""
+        created = datetime.now(timezone.utc)
+        try:
+            payload = json.dumps(probe, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as err:
+            raise InvalidInputError(f"the baseline of {model!r} is not JSON-serialisable: {err}") from None
+        with self.transaction() as db:
+            self._drift_tables(db)
+            db.execute(
+                "INSERT OR REPLACE INTO drift_baselines (model, mode, created, probe) VALUES (?, ?, ?, ?)",
+                (model, mode, created.isoformat(timespec="microseconds"), payload),
+            )
+        return created
+
+    def baseline(self, model: str) -> tuple[str, datetime, dict[str, Any]] | None:
+        """``(mode, created, probe)`` of a model's drift baseline, or ``None``."""
+        if "drift_baselines" not in self._tables():
+            return None
+        row = self._db.execute(
+            "SELECT mode, created, probe FROM drift_baselines WHERE model = ?", (model,)
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return row[0], datetime.fromisoformat(row[1]), json.loads(row[2])
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"{self.path}: damaged drift baseline for {model!r} ({e})") from None
+
+    def add_drift(self, model: str, drifted: bool, report: dict[str, Any]) -> datetime:
+        """Append one drift check of ``model`` with the current UTC time; returns that time."""
+        created = datetime.now(timezone.utc)
+        with self.transaction() as db:
+            self._drift_tables(db)
+            db.execute(
+                "INSERT INTO drift_checks (model, created, drifted, report) VALUES (?, ?, ?, ?)",
+                (
+                    model,
+                    created.isoformat(timespec="microseconds"),
+                    int(drifted),
+                    json.dumps(report, allow_nan=False),
+                ),
+            )
+        return created
+
+    def drift_checks(self, model: str | None = None) -> list[tuple[str, datetime, dict[str, Any]]]:
+        """``(model, created, report)`` of the stored drift checks (of one model), oldest first."""
+        if "drift_checks" not in self._tables():
+            return []
+        sql = "SELECT model, created, report FROM drift_checks"
+        args: tuple[Any, ...] = ()
+        if model is not None:
+            sql += " WHERE model = ?"
+            args = (model,)
+        out = []
+        for name, created, report in self._db.execute(sql + " ORDER BY created, id", args):
+            try:
+                out.append((name, datetime.fromisoformat(created), json.loads(report)))
+            except (TypeError, ValueError) as e:
+                raise InvalidInputError(f"{self.path}: damaged drift check of {name!r} ({e})") from None
+        return out
 
     def _row(self, r: tuple[Any, ...], dim: int) -> Row:
         rowid, name, kind, mode, method, model, prompt, dataset, n, created, meta, blob = r

@@ -52,6 +52,7 @@ examples:
   taskspace compare space.sqlite --rows dataset --columns model --format csv > sims.csv
   taskspace compare space.sqlite --nearest movie_sentiment -k 5 --kind model
   taskspace compare space.sqlite --format json --output sims.json
+  taskspace compare space.sqlite --agreement outputs.jsonl     # answers' agreement beside MTE similarity
 """
 
 
@@ -79,6 +80,20 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    parser.add_argument(
+        "--agreement",
+        metavar="OUTPUTS",
+        help="an outputs file of `taskspace probe`: print how often its models give the same answers "
+        "(Cohen's kappa; exact agreement for text outputs) beside their MTE similarity",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="compute the matrix as Ray tasks (pip install taskspace[ray]) on the cluster at ADDRESS, "
+        "else at RAY_ADDRESS, else on a local Ray; put it after SPACE (see docs/distributed.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -95,8 +110,11 @@ def _kind(k: str) -> str | None:
     return None if k == "all" else k
 
 
-def matrix(space: Any, rows: str | None, columns: str | None) -> tuple[list[str], list[str], Any]:
-    """(row names, column names, cosine matrix) of two kinds of entries (``None`` = all)."""
+def matrix(
+    space: Any, rows: str | None, columns: str | None, *, ray_address: str | None = None
+) -> tuple[list[str], list[str], Any]:
+    """(row names, column names, cosine matrix) of two kinds of entries (``None`` = all); with
+    ``ray_address`` (``""``: the default Ray connection) computed by Ray tasks, same numbers."""
     import numpy as np
 
     from taskspace.similarity import similarity
@@ -107,11 +125,79 @@ def matrix(space: Any, rows: str | None, columns: str | None) -> tuple[list[str]
         return r, c, np.zeros((len(r), len(c)), dtype=np.float32)
     a = np.stack([space.get(n).vector for n in r])
     b = a if rows == columns else np.stack([space.get(n).vector for n in c])
-    return r, c, similarity(a, b)
+    if ray_address is None:
+        return r, c, similarity(a, b)
+    try:
+        import taskspace.distributed as tsd
+    except ImportError as e:
+        raise CliError(str(e), ExitCode.USAGE) from None
+    # Every row's top len(c) is the whole row, sorted: put the scores back in column order.
+    top = tsd.topk(a, b, k=len(c), ray_address=ray_address or None)
+    sims = np.empty((len(r), len(c)), dtype=np.float32)
+    np.put_along_axis(sims, top.ids, top.scores, axis=1)
+    return r, c, sims
+
+
+def _answers(m: Any, mode: str) -> list[Any]:
+    """One answer (label or text) per input, ``None`` where the model has none."""
+    import numpy as np
+
+    out: list[Any] = []
+    for o in m.outputs:
+        if isinstance(o, list):  # a soft label row: its most likely label
+            k = int(np.argmax(o))
+            o = m.labels[k] if m.labels else str(k)
+        out.append(o)
+    return out
+
+
+def _agreement(args: argparse.Namespace) -> str:
+    """MTE similarity and answer agreement of the models of an outputs file that are in the space."""
+    import math
+
+    import numpy as np
+
+    from taskspace.agreement import agreement_matrix
+    from taskspace.data_files import read_outputs
+    from taskspace.similarity import similarity
+
+    probe = read_outputs(args.agreement)
+    with open_space(args.space) as space:
+        names = [n for n in probe.models if n in space]
+        if len(names) < 2:
+            raise CliError(
+                f"--agreement: fewer than two models of {args.agreement} have an embedding in {args.space} "
+                "(add them with `taskspace embed`)"
+            )
+        sims = similarity(np.stack([space.get(n).vector for n in names]))
+    mode = "text" if all(probe.models[n].mode == "text" for n in names) else "label"
+    _, kappa, exact = agreement_matrix({n: _answers(probe.models[n], mode) for n in names}, mode=mode)
+    metric, values = ("exact agreement", exact) if mode == "text" else ("Cohen's kappa", kappa)
+    if args.format == "table":
+        head = ["name", *names]
+        left = render(head, [[n, *map(float, sims[i])] for i, n in enumerate(names)], "table")
+        right = render(head, [[n, *map(float, values[i])] for i, n in enumerate(names)], "table")
+        return f"MTE cosine similarity\n{left}\n\nanswers' agreement ({metric})\n{right}"
+    header = ["model_a", "model_b", "cosine", "exact", "kappa"]
+    rows = [
+        [a, b, float(sims[i, j]), *(None if math.isnan(v) else float(v) for v in (exact[i, j], kappa[i, j]))]
+        for i, a in enumerate(names)
+        for j, b in enumerate(names)
+        if i < j
+    ]
+    return render(header, rows, args.format)
 
 
 def run(args: argparse.Namespace) -> int:
     """Compute what was asked and write it in the chosen format."""
+    if args.agreement:
+        text = _agreement(args)
+        if args.output:
+            Path(args.output).write_text(text + "\n", encoding="utf-8")
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            print(text)
+        return int(ExitCode.OK)
     with open_space(args.space) as space:
         if args.nearest is not None:
             if args.k < 1:
@@ -123,7 +209,9 @@ def run(args: argparse.Namespace) -> int:
             header = ["rank", "name", "kind", "cosine"]
             rows: list[list[Any]] = [[i + 1, n, kinds[n], s] for i, (n, s) in enumerate(found)]
         else:
-            names_r, names_c, sims = matrix(space, _kind(args.rows), _kind(args.columns))
+            names_r, names_c, sims = matrix(
+                space, _kind(args.rows), _kind(args.columns), ray_address=args.ray
+            )
             if not names_r or not names_c:
                 raise CliError(f"{args.space} holds no entries of the kinds asked", ExitCode.USAGE)
             header = ["name", *names_c]

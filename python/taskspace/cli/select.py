@@ -18,6 +18,12 @@ examples:
   taskspace select space.sqlite --dataset reviews
   taskspace select space.sqlite --dataset reviews --candidates short,review,chain -k 3 --format json
   taskspace select space.sqlite --dataset reviews --prefix sentiment/
+  taskspace select space.sqlite --dataset reviews --costs prices.toml --tolerance 0.02
+
+prices.toml: one cost per call for every candidate (any currency), e.g.
+  "qwen/short" = 0.0004
+  "gpt-big/review" = 0.0120
+With --costs the choice is the cheapest candidate within --tolerance (cosine) of the best one.
 """
 
 
@@ -40,6 +46,12 @@ def register(sub: Any) -> None:
     parser.add_argument("-k", type=int, default=None, help="show only the top k")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    parser.add_argument(
+        "--costs", metavar="PRICES", help="TOML file: cost per call of every candidate (name = cost)"
+    )
+    parser.add_argument(
+        "--tolerance", type=float, default=0.0, help="with --costs: cosine one may give up for a lower cost"
+    )
     parser.set_defaults(func=run)
 
 
@@ -74,8 +86,63 @@ def ranking(space: Any, args: argparse.Namespace) -> list[tuple[str, float]]:
     return ranked
 
 
+def read_costs(path: str) -> dict[str, float]:
+    """Candidate -> cost per call from a TOML file (``name = cost``, or under ``[costs]``)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+        data = tomllib.loads(source)
+    except OSError as e:
+        raise CliError(f"--costs: cannot read {path} ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CliError(f"{path}: not valid TOML: {e}") from None
+    table = data.get("costs", data)
+    for name, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            line = next(
+                (i for i, t in enumerate(source.splitlines(), 1) if t.strip().strip('"').startswith(name)),
+                None,
+            )
+            where = f", line {line}" if line else ""
+            raise CliError(
+                f"{path}{where}: field {name!r} must be a cost per call (a number >= 0), got {value!r}"
+            )
+    return {name: float(value) for name, value in table.items()}
+
+
+def _run_with_costs(args: argparse.Namespace) -> int:
+    """Rank, choose the cheapest candidate within the tolerance, print the table and the reason."""
+    from taskspace.errors import InvalidInputError
+
+    costs = read_costs(args.costs)
+    with open_space(args.space) as space:
+        ranking(space, args)  # the same checks (dataset, candidates, -k) as without costs
+        try:
+            sel = space.select(args.dataset, candidates(space, args), costs=costs, tolerance=args.tolerance)
+        except InvalidInputError as e:
+            raise CliError(f"{args.costs}: {e}" if "cost" in str(e) else str(e)) from None
+    header = ["rank", "candidate", "cosine", "cost/call", "chosen"]
+    shown = sel if args.k is None else sel[: args.k]
+    rows = [[i + 1, n, s, sel.costs[n], "*" if n == sel.choice else ""] for i, (n, s) in enumerate(shown)]
+    text = render(header, rows, args.format)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        if args.format == "table":
+            print(f"for dataset {args.dataset} choose {sel.choice}: {sel.reason}")
+        print(text)
+    return int(ExitCode.OK)
+
+
 def run(args: argparse.Namespace) -> int:
     """Rank and print."""
+    if args.costs:
+        return _run_with_costs(args)
     with open_space(args.space) as space:
         ranked = ranking(space, args)
     header = ["rank", "candidate", "cosine"]

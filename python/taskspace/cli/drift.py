@@ -1,0 +1,189 @@
+"""``taskspace drift CONFIG --space FILE``: has an API model changed since we measured it?"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from taskspace.cli import CliError, ExitCode
+
+EXAMPLE = """\
+CONFIG is a `taskspace probe` config (see `taskspace probe --help`): its models and prompts, endpoints,
+limits and probe set. The first run for a model probes it on the first --n probe texts and keeps
+its answers in the space as the baseline; every later run asks the model again on exactly those
+texts (never from the probe cache: a drift check must see the model as it is now), compares the
+two runs (taskspace.drift: MTE shift, bootstrap interval, noise floor) and stores the result with
+a timestamp. `taskspace report` shows each model's drift history.
+
+example:
+  taskspace drift probe.toml --space space.sqlite --n 500          # first run: baselines
+  taskspace drift probe.toml --space space.sqlite                  # later: check for drift
+  taskspace drift probe.toml --space space.sqlite --model qwen/short --fail-on-drift
+
+Exit codes: 0 checked (or baselines stored), 1 a model failed to answer, or drifted with
+--fail-on-drift, 2 bad config or arguments, 130 interrupted (nothing is stored for a model
+whose check did not finish; run the command again).
+"""
+
+
+def register(sub: Any) -> None:
+    """Add the ``drift`` command."""
+    parser = sub.add_parser(
+        "drift",
+        help="re-probe models and test whether they changed since their stored baseline",
+        description="Re-probe the models of a probe config on their stored probe subset (bypassing the "
+        "cache) and report, per model, the MTE shift against the stored baseline with a bootstrap "
+        "interval and a noise floor; results are stored with a timestamp in the space.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config", metavar="CONFIG", help="the probe config (TOML)")
+    parser.add_argument("--space", required=True, metavar="FILE", help="the task space (created if absent)")
+    parser.add_argument("--model", action="append", metavar="NAME", help="only this model (repeatable)")
+    parser.add_argument("--n", type=int, default=500, help="probe texts for a new baseline (default 500)")
+    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap rounds (default 200)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="interval level 1 - alpha (default 0.05)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--rebaseline", action="store_true", help="replace the models' baselines by this run")
+    parser.add_argument("--fail-on-drift", action="store_true", help="exit 1 when a model drifted")
+    parser.set_defaults(func=run)
+
+
+def _answers(m: Any, mode: str) -> list[Any]:
+    """A model's outputs aligned with its texts, JSON-ready (soft rows as lists), None where missing."""
+    ok = set(m.ok_indices())
+    if mode == "text":
+        return [
+            m.outputs[i] if i in ok and isinstance(m.outputs[i], str) else None for i in range(len(m.outputs))
+        ]
+    if any(o is not None and not isinstance(o, str) for o in m.outputs):
+        probs = m.probs()
+        return [[float(x) for x in probs[i]] if i in ok else None for i in range(len(m.outputs))]
+    return [m.outputs[i] if i in ok else None for i in range(len(m.outputs))]
+
+
+def _probe(config: Any, models: list[Any], texts: list[str], pairs: list[str] | None, args: Any) -> Any:
+    from taskspace.probe.runner import probe
+
+    try:
+        # cache=None: a drift check must ask the model now, never replay stored answers.
+        return asyncio.run(
+            probe(
+                models,
+                texts,
+                text_pairs=pairs,
+                cache=None,
+                progress=False,
+                budget=config.budget,
+                deadline=config.deadline,
+                prices=config.prices or None,
+                concurrency=config.concurrency,
+            )
+        )
+    except KeyboardInterrupt:
+        raise CliError(
+            f"interrupted; nothing was stored for the models being checked. Run again: taskspace drift {args.config} "
+            f"--space {args.space}",
+            ExitCode.INTERRUPTED,
+        ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Store baselines for new models, check the others for drift; return the exit code."""
+    import numpy as np
+
+    import taskspace as ts
+    from taskspace.probe_config import load_probe_config
+
+    for flag, value, low in (("--n", args.n, 8), ("--n-boot", args.n_boot, 20)):
+        if value < low:
+            raise CliError(f"{flag} must be >= {low}, got {value}")
+    if not 0 < args.alpha < 1:
+        raise CliError(f"--alpha must be in (0, 1), got {args.alpha}")
+    config = load_probe_config(args.config)
+    models = config.models
+    if args.model:
+        known = {m.name for m in models}
+        missing = [name for name in args.model if name not in known]
+        if missing:
+            raise CliError(
+                f"{args.config}: no model named {', '.join(missing)} (models: {', '.join(sorted(known))})"
+            )
+        models = [m for m in models if m.name in set(args.model)]
+    path = Path(args.space)
+    space = ts.TaskSpace.open(path) if path.is_file() else ts.TaskSpace(ts.Surrogate(), path)
+    rows: list[tuple[str, str]] = []
+    failed = drifted = False
+    with space:
+        mode = space.mode or "label"
+        new = [m for m in models if args.rebaseline or space.drift_baseline(m.name) is None]
+        new_names = {m.name for m in new}
+        if new:
+            texts = config.texts[: args.n]
+            pairs = None if config.text_pairs is None else config.text_pairs[: args.n]
+            result = _probe(config, new, texts, pairs, args)
+            for m in new:
+                answers = _answers(result[m.name], mode)
+                if sum(a is not None for a in answers) < 8:
+                    rows.append(
+                        (m.name, f"FAILED: only {sum(a is not None for a in answers)} answers; no baseline")
+                    )
+                    failed = True
+                    continue
+                space.set_drift_baseline(m.name, texts, answers, text_pairs=pairs, mode=mode)
+                rows.append(
+                    (m.name, f"baseline stored ({sum(a is not None for a in answers)} of {len(texts)} texts)")
+                )
+        for m in models:
+            if m.name in new_names:
+                continue
+            base = space.drift_baseline(m.name)
+            assert base is not None
+            result = _probe(config, [m], base["texts"], base["text_pairs"], args)
+            now = _answers(result[m.name], base["mode"])
+            keep = [
+                i
+                for i, (a, b) in enumerate(zip(base["outputs"], now, strict=True))
+                if a is not None and b is not None
+            ]
+            if len(keep) < 8:
+                rows.append((m.name, f"FAILED: only {len(keep)} texts answered in both runs"))
+                failed = True
+                continue
+            then = [base["outputs"][i] for i in keep]
+            current = [now[i] for i in keep]
+            soft = (isinstance(then[0], list), isinstance(current[0], list))
+            if soft[0] != soft[1]:
+                rows.append(
+                    (
+                        m.name,
+                        "FAILED: one run has label probabilities, the other plain labels; use --rebaseline",
+                    )
+                )
+                failed = True
+                continue
+            pairs = None if base["text_pairs"] is None else [base["text_pairs"][i] for i in keep]
+            report = ts.drift(
+                space.surrogate,
+                [base["texts"][i] for i in keep],
+                np.array(then) if soft[0] else then,
+                np.array(current) if soft[1] else current,
+                text_pairs=pairs,
+                mode=base["mode"],
+                n_boot=args.n_boot,
+                alpha=args.alpha,
+                seed=args.seed,
+            )
+            when = space.record_drift(m.name, report)
+            drifted |= report.drifted
+            rows.append((m.name, f"{report}  [{when:%Y-%m-%d %H:%M} UTC]"))
+    width = max(len(name) for name, _ in rows) if rows else 0
+    for name, text in rows:
+        print(f"{name.ljust(width)}  {text}")
+    if failed:
+        print("taskspace drift: some models could not be checked (see above)", file=sys.stderr)
+        return int(ExitCode.FAILED)
+    return int(ExitCode.FAILED if drifted and args.fail_on_drift else ExitCode.OK)
