@@ -79,7 +79,30 @@ def register(sub: Any) -> None:
         help="estimator (new space; default operator)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only errors")
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="encode in Ray tasks (pip install taskspace[ray]) on the cluster at ADDRESS, else at "
+        "RAY_ADDRESS, else on a local Ray; same embeddings, bit for bit (see docs/distributed.md)",
+    )
     parser.set_defaults(func=run)
+
+
+def _embedders(sur: Any, ray_address: str | None) -> tuple[Any, Any]:
+    """(dataset_embedding, model_embedding) of ``sur``: local, or as Ray tasks with ``--ray``."""
+    if ray_address is None:
+        return sur.dataset_embedding, sur.model_embedding
+    try:
+        import taskspace.distributed as tsd
+    except ImportError as e:
+        raise CliError(str(e), ExitCode.USAGE) from None
+    address = ray_address or None
+    return (
+        lambda *a, **kw: tsd.dataset_embedding(sur, *a, ray_address=address, **kw),
+        lambda *a, **kw: tsd.model_embedding(sur, *a, ray_address=address, **kw),
+    )
 
 
 def _surrogate(args: argparse.Namespace) -> Any:
@@ -153,11 +176,12 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.space} holds {space.mode}-mode embeddings, not {args.mode}", ExitCode.USAGE
             )
         sur = space.surrogate
+        dataset_embedding, model_embedding = _embedders(sur, args.ray)
         total = len(names)
         done = 0
         t0 = time.perf_counter()
         for d in datasets:
-            e = sur.dataset_embedding(
+            e = dataset_embedding(
                 d.texts,
                 d.labels,
                 d.text_pairs,
@@ -176,9 +200,7 @@ def run(args: argparse.Namespace) -> int:
                 if not texts:
                     raise CliError(f"model {name!r} has no outputs to embed", ExitCode.FAILED)
                 meta = {"model": name, **m.meta, "probe_texts": len(o.texts), "used": len(texts)}
-                space.add(
-                    sur.model_embedding(texts, outs, pairs, mode=mode, name=name, meta=meta), replace=True
-                )
+                space.add(model_embedding(texts, outs, pairs, mode=mode, name=name, meta=meta), replace=True)
                 done += 1
                 say(f"[{done}/{total}] model {name}: {len(texts)} of {len(o.texts)} probe texts")
         for w in caught:

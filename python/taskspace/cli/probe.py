@@ -65,6 +65,14 @@ def register(sub: Any) -> None:
     parser.add_argument("--outputs", metavar="FILE", help="outputs file (overrides [output] outputs)")
     parser.add_argument("--cache", metavar="FILE", help="SQLite cache (overrides [output] cache)")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="probe as Ray tasks (pip install taskspace[ray]) on the cluster at ADDRESS, else at "
+        "RAY_ADDRESS, else on a local Ray; put it after CONFIG (see docs/distributed.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -88,8 +96,35 @@ def _probe_log(*, enabled: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _probe_on_ray(config: Any, args: argparse.Namespace) -> Any:
+    """``--ray``: the same run as Ray tasks (:func:`taskspace.distributed.probe`)."""
+    try:
+        from taskspace.distributed import probe as ray_probe
+    except ImportError as e:
+        raise CliError(str(e), ExitCode.USAGE) from None
+    for key, value in (("budget", config.budget), ("concurrency", config.concurrency)):
+        if value is not None:
+            raise CliError(
+                f"{args.config}: [limits] {key} is not supported with --ray (it needs run-wide state "
+                "at every request); remove it or run without --ray",
+                ExitCode.USAGE,
+            )
+    return ray_probe(
+        config.models,
+        config.texts,
+        text_pairs=config.text_pairs,
+        cache=config.cache,
+        progress=not args.quiet,
+        deadline=config.deadline,
+        prices=config.prices or None,
+        ray_address=args.ray or None,
+    )
+
+
 def _probe(config: Any, args: argparse.Namespace, probe: Any) -> Any:
     try:
+        if args.ray is not None:
+            return _probe_on_ray(config, args)
         return asyncio.run(
             probe(
                 config.models,
