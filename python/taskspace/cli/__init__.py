@@ -16,7 +16,18 @@ from enum import IntEnum
 __all__ = ["CliError", "ExitCode", "main"]
 
 # One module per command, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("demo", "probe", "embed", "compare", "select", "report", "drift", "evaluate", "serve", "serve_models")
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "probe",
+    "embed",
+    "compare",
+    "select",
+    "report",
+    "drift",
+    "evaluate",
+    "serve",
+    "serve_models",
+)
 
 
 class ExitCode(IntEnum):
