@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import ray
 
-from taskspace import inputs
 from taskspace.distributed._cluster import cluster_cpus, connect, positive_int
 from taskspace.probe.cache import CacheWriter, ProbeCache, request_key_from
 from taskspace.probe.endpoints import OpenAIEndpoint
@@ -36,7 +35,12 @@ from taskspace.probe.errors import ProbeError
 from taskspace.probe.limits import EndpointLimits
 from taskspace.probe.progress import Progress
 from taskspace.probe.result import CallRecord, ItemError, ProbeResult
-from taskspace.probe.runner import _Model, _Run  # the single-machine runner, reused as it is
+from taskspace.probe.runner import (  # the single-machine runner, reused as it is
+    _Model,
+    _Run,
+    check_probe_arguments,
+    open_cache,
+)
 
 __all__ = ["probe"]
 
@@ -475,32 +479,10 @@ def probe(
                 f"{name}= is not supported by taskspace.distributed.probe (it needs run-wide state at "
                 "every request); use taskspace.probe on one machine"
             )
-    if not isinstance(models, (list, tuple)):
-        models = [models]
-    if not models:
-        raise ProbeError("no models to probe")
-    t = inputs.texts_list(texts, "texts")
-    inputs.check_encodable(t, "texts")
-    pairs = None
-    if text_pairs is not None:
-        pairs = inputs.texts_list(text_pairs, "text_pairs")
-        inputs.same_length(len(t), len(pairs), "text_pairs")
-        inputs.check_encodable(pairs, "text_pairs")
-    if deadline is not None and (
-        isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0
-    ):
-        raise ProbeError(f"deadline must be a number of seconds > 0, got {deadline!r}")
+    models, t, pairs = check_probe_arguments(models, texts, text_pairs, deadline)
     shard_size = positive_int(shard_size, "shard_size")
     cpus_per_task = positive_int(cpus_per_task, "cpus_per_task")
-    store: ProbeCache | None = None
-    own_cache = False
-    if isinstance(cache, ProbeCache):
-        store = cache
-    elif cache is not None:
-        if not isinstance(cache, (str, os.PathLike)):
-            raise TypeError(f"cache must be a path or a ProbeCache, got {type(cache).__name__}")
-        store = ProbeCache(cache)
-        own_cache = True
+    store, own_cache = open_cache(cache)
     try:
         run = _Run(
             models,

@@ -873,6 +873,37 @@ def _budget(budget: Any) -> Budget | None:
     raise TypeError(f"budget must be a Budget or a dict with 'tokens'/'cost', got {type(budget).__name__}")
 
 
+def check_probe_arguments(
+    models: Any, texts: Sequence[str], text_pairs: Sequence[str] | None, deadline: float | None
+) -> tuple[list[Any], list[str], list[str] | None]:
+    """Validate the arguments every probe entry point shares; returns (models, texts, text_pairs)."""
+    if not isinstance(models, (list, tuple)):
+        models = [models]
+    if not models:
+        raise ProbeError("no models to probe")
+    t = inputs.texts_list(texts, "texts")
+    inputs.check_encodable(t, "texts")
+    pairs = None
+    if text_pairs is not None:
+        pairs = inputs.texts_list(text_pairs, "text_pairs")
+        inputs.same_length(len(t), len(pairs), "text_pairs")
+        inputs.check_encodable(pairs, "text_pairs")
+    if deadline is not None and (
+        isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0
+    ):
+        raise ProbeError(f"deadline must be a number of seconds > 0, got {deadline!r}")
+    return list(models), t, pairs
+
+
+def open_cache(cache: str | os.PathLike[str] | ProbeCache | None) -> tuple[ProbeCache | None, bool]:
+    """The probe cache a run writes to, and whether the run opened it (and so must close it)."""
+    if cache is None or isinstance(cache, ProbeCache):
+        return cache, False
+    if not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"cache must be a path or a ProbeCache, got {type(cache).__name__}")
+    return ProbeCache(cache), True
+
+
 async def probe(
     models: Any,
     texts: Sequence[str],
@@ -926,21 +957,7 @@ async def probe(
         >>> res["upper"].outputs, res.usage.calls
         (['A', 'B'], 1)
     """
-    if not isinstance(models, (list, tuple)):
-        models = [models]
-    if not models:
-        raise ProbeError("no models to probe")
-    t = inputs.texts_list(texts, "texts")
-    inputs.check_encodable(t, "texts")
-    pairs = None
-    if text_pairs is not None:
-        pairs = inputs.texts_list(text_pairs, "text_pairs")
-        inputs.same_length(len(t), len(pairs), "text_pairs")
-        inputs.check_encodable(pairs, "text_pairs")
-    if deadline is not None and (
-        isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0
-    ):
-        raise ProbeError(f"deadline must be a number of seconds > 0, got {deadline!r}")
+    models, t, pairs = check_probe_arguments(models, texts, text_pairs, deadline)
     if concurrency is not None and (
         isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
     ):
@@ -951,15 +968,7 @@ async def probe(
         adaptive = None
     elif adaptive is not None and not isinstance(adaptive, Adaptive):
         raise TypeError(f"adaptive must be True, False, None or an Adaptive, got {type(adaptive).__name__}")
-    store: ProbeCache | None = None
-    own_cache = False
-    if isinstance(cache, ProbeCache):
-        store = cache
-    elif cache is not None:
-        if not isinstance(cache, (str, os.PathLike)):
-            raise TypeError(f"cache must be a path or a ProbeCache, got {type(cache).__name__}")
-        store = ProbeCache(cache)
-        own_cache = True
+    store, own_cache = open_cache(cache)
     try:
         run = _Run(
             models,
