@@ -5,8 +5,9 @@ A labelled prompt names each label's **verbalizers** — the words the LLM may a
 
 **Soft labels from logprobs** (:func:`soft_label_from_logprobs`). At the first generated token that
 holds a letter or digit (leading whitespace and punctuation tokens such as ``"`` or ``**`` are
-skipped), the token and its ``top_logprobs`` candidates are normalised (surrounding whitespace and
-punctuation stripped, lowercased). A candidate scores for a verbalizer when it equals it, or when it
+skipped; when no generated token holds one, the first token is read), the token and its
+``top_logprobs`` candidates are normalised (surrounding whitespace and punctuation stripped,
+lowercased). A candidate scores for a verbalizer when it equals it, or when it
 is a prefix of it of at least two characters that begins verbalizers of that label only (a word the
 tokenizer splits, e.g. ``"ent"`` for ``"entailment"``). A label's score is the largest log-probability
 among its verbalizers' candidates. A label none of whose verbalizers is among the candidates gets a
@@ -133,12 +134,14 @@ class Verbalizers:
 
         ``tokens`` is a list of ``[token, logprob, [[candidate, logprob], ...]]`` per generated
         token. Returns ``None`` when there are no logprobs or no verbalizer among the candidates of
-        the first token that holds a letter or digit.
+        the first token that holds a letter or digit (the first token when none does).
         """
         if not tokens:
             return None
+        # When the answer stopped before any word (e.g. max_tokens=1 gave " ("), read the first token.
+        wordless = not any(_ALNUM.search(t[0]) for t in tokens)
         for token, logprob, top in tokens:
-            if not _ALNUM.search(token):
+            if not wordless and not _ALNUM.search(token):
                 continue
             candidates: dict[str, float] = {}
             for cand, lp in [*top, [token, logprob]]:
