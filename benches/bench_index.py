@@ -19,6 +19,22 @@ cluster centres, and 1,000 held-out queries from the same clusters.
   (recall ≥ 0.95) at full size.
 
 With ``--benchmark-disable`` (the CI smoke run) N = 3,000 and 50 queries, each path once.
+
+``TaskSpace.nearest`` on a space above the exact-search threshold (20,000 entries of d = 256: 12,000
+models and 8,000 datasets from the same clusters, default ``index_threshold`` = 10,000, k = 10, one
+vector query per call, cycling through 200 held-out vectors):
+
+* group ``space-nearest-model``: ``nearest(v, k, kind="model")`` (the models' own HNSW index is
+  searched); baseline ``before``: the same query as TaskSpace answered it before, the index of all
+  entries searched with ``Index.search(..., allowed_ids=...)`` and the allowed list rebuilt per
+  query (hnswlib filters through a Python callback); ``unfiltered``: ``nearest(v, k)``, the target
+  speed. Target: ``unfiltered / taskspace`` ≥ 1.
+* group ``space-nearest-any``: ``nearest(v, k)`` (the index of all entries); baseline ``before``:
+  the same search as TaskSpace did it before (no regression expected); ``merged``: the two
+  per-kind indexes searched and their top k merged, the design that would need no index of all
+  entries (measured to show why it is not used).
+
+Smoke mode: 1,200 entries with ``index_threshold=300`` (still the HNSW path), each path once.
 """
 
 from __future__ import annotations
@@ -190,3 +206,141 @@ def test_latency_and_recall(data, built, request):
     if not _smoke(request):
         assert recall_ours >= 0.95
     assert abs(recall_ours - recall_raw) < 0.02  # same graph parameters, same quality
+
+
+# -- TaskSpace.nearest with and without a kind filter -------------------------------------------------
+
+N_MODELS, N_DATASETS = 12_000, 8_000
+
+
+@pytest.fixture(scope="module")
+def space_data(request) -> tuple[ts.TaskSpace, ts.Index, np.ndarray]:
+    """A TaskSpace over the HNSW threshold, the single all-kinds index it used to search (same
+    vectors and row ids), and held-out query vectors."""
+    smoke = _smoke(request)
+    n_models, n_datasets, threshold = (900, 300, 300) if smoke else (N_MODELS, N_DATASETS, ts.index.EXACT_MAX)
+    sur = ts.Surrogate(features=64, dim=256)
+    both = _clustered(n_models + n_datasets + 200, 256, 8)
+    space = ts.TaskSpace(sur, index_threshold=threshold)
+    for i, v in enumerate(both[: n_models + n_datasets]):
+        kind = "model" if i < n_models else "dataset"
+        space.add(
+            ts.TaskEmbedding(
+                vector=v,
+                fingerprint=sur.fingerprint,
+                mode="text",
+                method="operator",
+                name=f"{kind}-{i}",
+                kind=kind,
+            )
+        )
+    for kind in (None, "dataset", "model"):
+        space.nearest(both[0], K, kind=kind)  # builds the indexes
+    # The index of all entries is the one TaskSpace searched with an allowed_ids filter before.
+    return space, space._indexes[None], both[n_models + n_datasets :]
+
+
+def _nearest_before(space: ts.TaskSpace, index: ts.Index, query: np.ndarray, kind: str | None):
+    """TaskSpace.nearest for a vector query as it was: one index, the kind as a per-query allowed list."""
+    with space._lock:
+        space._sync()
+        v, _ = space._query(query, "the query")
+        n = len(space._names)
+        mask = ~space._zero[:n]
+        if kind is not None:
+            mask &= space._is_model[:n] == (kind == "model")
+        allowed = None if kind is None else [space._ids[i] for i in np.flatnonzero(mask)]
+        res = index.search(v, K, allowed_ids=allowed)
+        found = [
+            (space._names[space._pos_of_id[int(rowid)]], float(1.0 - dist))
+            for rowid, dist in zip(res.ids[0], res.distances[0], strict=True)
+            if rowid >= 0
+        ]
+        return sorted(found, key=lambda p: (-p[1], p[0]))[:K]
+
+
+def _space_info(benchmark, impl: str, space: ts.TaskSpace) -> None:
+    benchmark.extra_info.update(
+        impl=impl,
+        threads=1,
+        n=len(space),
+        models=len(space.names("model")),
+        dim=256,
+        k=K,
+        ef=space._indexes["model"].ef,
+    )
+
+
+def _bench_nearest(benchmark, space_data, impl: str, kind: str | None) -> None:
+    space, before, q = space_data
+    benchmark.group = f"space-nearest-{kind or 'any'}"
+    _space_info(benchmark, impl, space)
+    queries = itertools.cycle(list(q))
+    if impl == "before":
+        found = benchmark(lambda: _nearest_before(space, before, next(queries), kind))
+    else:
+        found = benchmark(lambda: space.nearest(next(queries), K, kind=kind))
+    assert len(found) == K
+    if kind is not None:
+        assert all(name.startswith(kind) for name, _ in found)
+
+
+def test_space_nearest_model_taskspace(benchmark, space_data):
+    _bench_nearest(benchmark, space_data, "taskspace", "model")
+
+
+def test_space_nearest_model_before_baseline(benchmark, space_data):
+    _bench_nearest(benchmark, space_data, "before", "model")
+
+
+def test_space_nearest_model_unfiltered(benchmark, space_data):
+    space, _, q = space_data
+    benchmark.group = "space-nearest-model"
+    _space_info(benchmark, "unfiltered", space)
+    queries = itertools.cycle(list(q))
+    assert len(benchmark(lambda: space.nearest(next(queries), K))) == K
+
+
+def test_space_nearest_any_taskspace(benchmark, space_data):
+    _bench_nearest(benchmark, space_data, "taskspace", None)
+
+
+def test_space_nearest_any_before_baseline(benchmark, space_data):
+    _bench_nearest(benchmark, space_data, "before", None)
+
+
+def _nearest_merged(space: ts.TaskSpace, query: np.ndarray):
+    """Every kind's nearest through that kind's index, merged: the alternative to an all-kinds index."""
+    with space._lock:
+        space._sync()
+        v, _ = space._query(query, "the query")
+        found = space._nearest_indexed(v, K, kind="dataset", own=None)
+        found += space._nearest_indexed(v, K, kind="model", own=None)
+        return sorted(found, key=lambda p: (-p[1], p[0]))[:K]
+
+
+def test_space_nearest_any_merged(benchmark, space_data):
+    space, _, q = space_data
+    benchmark.group = "space-nearest-any"
+    _space_info(benchmark, "merged", space)
+    queries = itertools.cycle(list(q))
+    assert len(benchmark(lambda: _nearest_merged(space, next(queries)))) == K
+
+
+def test_space_nearest_recall(space_data, request):
+    """Recall@10 against exact search, per kind filter, of TaskSpace.nearest and of the old path."""
+    space, before, q = space_data
+    n = len(space)
+    unit = space._matrix[:n]
+    lines = [f"TaskSpace.nearest n={n} models={len(space.names('model'))} k={K}, recall@{K} vs exact:"]
+    for kind in (None, "dataset", "model"):
+        mask = np.ones(n, dtype=bool) if kind is None else space._is_model[:n] == (kind == "model")
+        got_new, got_old = [], []
+        for v in q[:100]:
+            sims = np.where(mask, unit @ (v / np.linalg.norm(v)), -np.inf)
+            truth = {space._names[i] for i in np.argsort(-sims)[:K]}
+            got_new.append(len(truth & {name for name, _ in space.nearest(v, K, kind=kind)}) / K)
+            got_old.append(len(truth & {name for name, _ in _nearest_before(space, before, v, kind)}) / K)
+        lines.append(f"  kind={kind!s:8s} taskspace {np.mean(got_new):.4f}   before {np.mean(got_old):.4f}")
+        assert np.mean(got_new) >= 0.95
+    print("\n" + "\n".join(lines))

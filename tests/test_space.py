@@ -181,7 +181,7 @@ def test_search_index_path_agrees_with_exact_path(sur, embeddings):
         for kind in (None, "model"):
             want = exact.nearest(e.name, k=4, kind=kind)
             assert_same_ranking(graph.nearest(e.name, k=4, kind=kind), want, truth(embeddings, e.name))
-    assert graph._index is not None  # built on first use, then kept up to date:
+    assert set(graph._indexes) == {None, "model"}  # built on first use, then kept up to date:
     graph.remove("news_topic/model-0")
     exact.remove("news_topic/model-0")
     extra = sur.model_embedding(*datasets.load("news_topic"), name="news_topic/model-new")
@@ -192,7 +192,9 @@ def test_search_index_path_agrees_with_exact_path(sur, embeddings):
     now = [e for e in embeddings if e.name != "news_topic/model-0"] + [extra]
     for e in ("news_topic", "movie_sentiment"):
         assert_same_ranking(graph.nearest(e, k=5), exact.nearest(e, k=5), truth(now, e))
-    assert len(graph._index) == len(graph)
+    assert (
+        len(graph._indexes[None]) == len(graph._indexes["model"]) + len(graph.names("dataset")) == len(graph)
+    )
 
 
 # -- changes and persistence --------------------------------------------------------------------------
@@ -528,3 +530,235 @@ def test_the_search_docs_examples_run(tmp_path, monkeypatch, capsys):
     assert (
         "llm/prompt-" in out and (tmp_path / "space.sqlite").is_file() and (tmp_path / "tasks.index").is_dir()
     )
+
+
+# -- kind-filtered search through the per-kind HNSW indexes ----------------------------------------------
+
+# Small thresholds make modest spaces take the HNSW path (the default, EXACT_MAX, needs > 10,000 entries).
+N_MODELS, N_DATASETS = 900, 300
+
+
+def clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    """Vectors around a few dozen Gaussian centres, like the embeddings of related tasks."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(n // 30, 1), dim))
+    return (centres[rng.integers(0, len(centres), n)] + 0.6 * rng.standard_normal((n, dim))).astype(
+        np.float32
+    )
+
+
+def synthetic(sur: ts.Surrogate, n: int, kind: str, seed: int, prefix: str) -> list[ts.TaskEmbedding]:
+    return [
+        ts.TaskEmbedding(
+            vector=v,
+            fingerprint=sur.fingerprint,
+            mode="text",
+            method="operator",
+            name=f"{prefix}{i:05d}",
+            kind=kind,
+        )  # type: ignore[arg-type]
+        for i, v in enumerate(clustered(n, sur.dim, seed))
+    ]
+
+
+@pytest.fixture(scope="module")
+def many(sur) -> list[ts.TaskEmbedding]:
+    """Models and datasets drawn from the same clusters, so each kind's neighbours mix with the other's."""
+    both = clustered(N_MODELS + N_DATASETS, sur.dim, 11)
+    return [
+        ts.TaskEmbedding(
+            vector=v,
+            fingerprint=sur.fingerprint,
+            mode="text",
+            method="operator",
+            name=f"{'m' if i < N_MODELS else 'd'}{i:05d}",
+            kind="model" if i < N_MODELS else "dataset",
+        )
+        for i, v in enumerate(both)
+    ]
+
+
+def exact_nearest(
+    embs: list[ts.TaskEmbedding], query: np.ndarray, k: int, kind: str | None, skip: str | None
+):
+    """Brute-force numpy (float64): the k most similar non-degenerate entries of ``kind``."""
+    cands = [e for e in embs if kind in (None, e.kind) and e.name != skip and not e.is_degenerate]
+    x = np.stack([e.vector for e in cands]).astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = query.astype(np.float64) / np.linalg.norm(query)
+    cos = x @ q
+    return sorted(((e.name, float(c)) for e, c in zip(cands, cos, strict=True)), key=lambda p: (-p[1], p[0]))[
+        :k
+    ]
+
+
+def check_search(space: ts.TaskSpace, embs: list[ts.TaskEmbedding], *, queries: int, k: int = 10) -> float:
+    """Compare nearest() with brute force for every kind on name and vector queries; returns recall@k."""
+    by_name = {e.name: e for e in embs}
+    live = [e for e in embs if not e.is_degenerate]
+    hits = total = 0
+    for e in live[:: max(len(live) // queries, 1)][:queries]:
+        for kind in (None, "dataset", "model"):
+            for query, skip in ((e.name, e.name), (e.vector, None)):
+                got = space.nearest(query, k=k, kind=kind)
+                want = exact_nearest(embs, e.vector, k, kind, skip)
+                assert len(got) == len(want)
+                assert all(kind in (None, by_name[n].kind) for n, _ in got), (kind, got)
+                assert all(n != skip for n, _ in got)
+                assert got == sorted(got, key=lambda p: (-p[1], p[0]))  # the library's tie order
+                cos = dict(exact_nearest(embs, e.vector, len(embs), None, None))
+                np.testing.assert_allclose([s for _, s in got], [cos[n] for n, _ in got], atol=1e-5)
+                # Exact float ties may pick other names: count a hit by similarity, not by name.
+                hits += sum(s >= want[-1][1] - 1e-6 for _, s in got)
+                total += len(want)
+    return hits / total
+
+
+def index_contents(space: ts.TaskSpace) -> dict[str | None, set[int]]:
+    return {kind: set(index.ids().tolist()) for kind, index in space._indexes.items()}
+
+
+def stored_ids(space: ts.TaskSpace) -> dict[str | None, set[int]]:
+    """Row ids of each built index's entries (None: every kind's) as the SQLite file has them:
+    the non-degenerate entries of its kind."""
+    out: dict[str | None, set[int]] = {None: set(), "dataset": set(), "model": set()}
+    for name in space.names():
+        row = space.info(name)
+        if np.any(row.vector):
+            out[row.kind].add(row.id)
+            out[None].add(row.id)
+    return {kind: out[kind] for kind in space._indexes}
+
+
+@pytest.fixture
+def searched(monkeypatch) -> list[object]:
+    """Records the allowed_ids of every Index.search call (the real search still runs)."""
+    seen: list[object] = []
+    real = ts.Index.search
+
+    def search(self, queries, k=10, **options):
+        seen.append(options.get("allowed_ids"))
+        return real(self, queries, k, **options)
+
+    monkeypatch.setattr(ts.Index, "search", search)
+    return seen
+
+
+@pytest.mark.parametrize("threshold", [200, 400])  # 400: datasets (300) are searched exactly, models not
+def test_kind_filtered_search_uses_one_index_per_kind(sur, many, searched, threshold):
+    space = fill(ts.TaskSpace(sur, index_threshold=threshold), many)
+    assert check_search(space, many, queries=25) >= 0.95
+    assert searched and all(a is None for a in searched)  # no per-query filter: each kind has its own graph
+    assert set(space._indexes) == ({None, "dataset", "model"} if threshold < N_DATASETS else {None, "model"})
+    assert index_contents(space) == stored_ids(space)
+
+
+def test_a_kind_under_the_threshold_is_searched_exactly(sur, many):
+    space = fill(ts.TaskSpace(sur, index_threshold=N_DATASETS), many)
+    for e in many[N_MODELS::37]:
+        got, want = (
+            space.nearest(e.name, k=7, kind="dataset"),
+            exact_nearest(many, e.vector, 7, "dataset", e.name),
+        )
+        assert [n for n, _ in got] == [n for n, _ in want]  # exact: name for name
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+    assert not space._indexes
+    assert all(n.startswith("m") for n, _ in space.nearest(many[0].name, k=5, kind="model"))
+    assert set(space._indexes) == {"model"}  # the models, over the threshold, got their HNSW index
+
+
+def test_per_kind_indexes_follow_adds_removes_and_kind_changes(sur, many):
+    space = fill(ts.TaskSpace(sur, index_threshold=200), many)
+    for kind in (None, "dataset", "model"):
+        space.nearest(many[0].name, k=3, kind=kind)
+    assert set(space._indexes) == {None, "dataset", "model"}  # built, and then kept up to date:
+    now = {e.name: e for e in many}
+    for e in many[::7]:
+        space.remove(e.name)
+        del now[e.name]
+    # Replacing an entry with one of the other kind moves it to the other kind's index.
+    for e in many[1:N_MODELS:50] + many[N_MODELS + 1 :: 50]:
+        other = "dataset" if e.kind == "model" else "model"
+        swapped = ts.TaskEmbedding(
+            vector=e.vector, fingerprint=e.fingerprint, mode=e.mode, method=e.method, name=e.name, kind=other
+        )
+        space.add(swapped, replace=True)
+        now[e.name] = swapped
+    for e in synthetic(sur, 150, "dataset", 12, "new-d") + synthetic(sur, 150, "model", 13, "new-m"):
+        space.add(e)
+        now[e.name] = e
+    zero = ts.TaskEmbedding(
+        vector=np.zeros(sur.dim),
+        fingerprint=sur.fingerprint,
+        mode="text",
+        method="operator",
+        name="zero",
+        kind="model",
+    )
+    space.add(zero)
+    now["zero"] = zero
+    assert index_contents(space) == stored_ids(space)
+    assert all("zero" not in {n for n, _ in space.nearest(e.name, k=50)} for e in many[2:6])
+    assert check_search(space, list(now.values()), queries=15) >= 0.95
+
+
+def test_per_kind_indexes_after_reopen_and_another_connections_change(tmp_path, sur, many):
+    path = tmp_path / "big.sqlite"
+    with ts.TaskSpace(sur, path, index_threshold=200) as space:
+        fill(space, many)
+        before = [space.nearest(e.name, k=10, kind="model") for e in many[::100]]
+    reopened = ts.TaskSpace.open(path, index_threshold=200)
+    assert check_search(reopened, many, queries=10) >= 0.95
+    after = [reopened.nearest(e.name, k=10, kind="model") for e in many[::100]]
+    overlap = [len({n for n, _ in a} & {n for n, _ in b}) / 10 for a, b in zip(before, after, strict=True)]
+    assert np.mean(overlap) >= 0.95  # a fresh graph, the same neighbours
+    new = synthetic(sur, 5, "model", 14, "elsewhere")
+    with ts.TaskSpace(sur, path, index_threshold=200) as other:
+        for e in new:
+            other.add(e)
+        other.remove(many[0].name)
+    # The next call sees the other connection's changes and searches fresh indexes.
+    assert reopened.nearest(new[0].vector, k=1, kind="model")[0][0] == new[0].name
+    assert reopened.nearest(new[0].vector, k=1, kind="dataset")[0][0].startswith("d")
+    assert index_contents(reopened) == stored_ids(reopened)
+    reopened.close()
+
+
+def test_threads_search_by_kind_while_another_changes_the_space(sur, many):
+    space = fill(ts.TaskSpace(sur, index_threshold=200), many)
+    extra = synthetic(sur, 120, "dataset", 15, "extra") + synthetic(sur, 120, "model", 16, "extra-m")
+    kinds = {e.name: e.kind for e in many + extra}
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        try:
+            for j, e in enumerate(extra):
+                space.add(e)
+                if j % 3 == 0:
+                    space.remove(many[j].name)
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            done.set()
+
+    def reader(kind: str | None) -> None:
+        try:
+            for j in range(10_000):  # bounded; stops when the writer is done
+                if done.is_set():
+                    break
+                got = space.nearest(many[N_MODELS - 1 - j % 50].vector, k=5, kind=kind)
+                assert len(got) == 5 and all(kind in (None, kinds[n]) for n, _ in got)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader, args=(kind,)) for kind in (None, "dataset", "model")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors[0]
+    assert not any(t.is_alive() for t in threads)
+    assert index_contents(space) == stored_ids(space)

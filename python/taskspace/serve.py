@@ -293,13 +293,13 @@ def _embed(
 
 
 def _open_space(path: Path) -> tuple[TaskSpace, int, str | None]:
-    """Open the space and build its search index now rather than on the first request; returns the
-    space, its size and its mode."""
+    """Open the space and build its search indexes (all kinds, and each kind) now rather than on the
+    first request; returns the space, its size and its mode."""
     space = TaskSpace.open(path)
     try:
         n = len(space)
-        if n:
-            space.nearest(np.ones(space.surrogate.dim, dtype=np.float32), k=1)
+        for kind in (None, "dataset", "model") if n else ():
+            space.nearest(np.ones(space.surrogate.dim, dtype=np.float32), k=1, kind=kind)
         return space, n, space.mode
     except BaseException:
         space.close()

@@ -8,9 +8,10 @@ near this task (:meth:`TaskSpace.nearest`), which entries are near-duplicates
 
 In memory it keeps every vector scaled to unit length (``dim * 4`` bytes each) and searches them
 exactly (a mat-vec for one query, taskspace's kernels for matrices and duplicates); a search over
-more than ``index_threshold`` candidates uses an HNSW :class:`~taskspace.index.Index` instead, built
-from the vectors on the first such search (not stored: the SQLite file is the only state) and kept
-up to date afterwards.
+more than ``index_threshold`` candidates uses an HNSW :class:`~taskspace.index.Index` instead: one
+of every entry for searches of all kinds, and one per kind for searches of one kind (a graph walk
+with a per-query filter would cost ~35x more). Each is built from the vectors on the first search
+that needs it (not stored: the SQLite file is the only state) and kept up to date afterwards.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from taskspace.surrogate import Surrogate
 __all__ = ["Selection", "TaskSpace"]
 
 _KINDS = (None, "dataset", "model")
+#: The kinds an entry can have (the store's CHECK constraint); one search index each.
+_ENTRY_KINDS = ("dataset", "model")
 
 
 def _check_kind(kind: Any) -> None:
@@ -176,8 +179,8 @@ class TaskSpace:
     Args:
         surrogate: the :class:`Surrogate` every embedding comes from.
         path: the SQLite file (created if absent), or ``None`` for a space in memory.
-        index_threshold: searches over more candidates than this use an HNSW index (approximate)
-            instead of an exact scan.
+        index_threshold: searches over more candidates than this use HNSW indexes (approximate;
+            one per kind) instead of an exact scan.
 
     Example:
         >>> import taskspace as ts
@@ -289,7 +292,13 @@ class TaskSpace:
         self._pos = {name: i for i, name in enumerate(names)}
         self._pos_of_id = {rowid: i for i, rowid in enumerate(ids)}
         self._mode = mode
-        self._index: Index | None = None
+        # Non-degenerate entries of each kind: how many candidates a search has, without a scan.
+        searchable = ~self._zero[:n_rows]
+        n_models = int((searchable & self._is_model[:n_rows]).sum())
+        self._searchable = {"dataset": int(searchable.sum()) - n_models, "model": n_models}
+        # kind (None: every kind) -> HNSW index of its searchable entries, built on first use
+        self._indexes: dict[str | None, Index] = {}
+        self._sorted: dict[str | None, list[int]] = {}  # kind -> positions in name order (a cache)
 
     def _sync(self) -> None:
         if self._closed:
@@ -412,13 +421,20 @@ class TaskSpace:
         self._pos[e.name] = n
         self._pos_of_id[rowid] = n
         self._mode = e.mode
-        if self._index is not None and not e.is_degenerate:
-            self._index.add(e.vector, rowid)
+        self._sorted.clear()
+        if not e.is_degenerate:
+            self._searchable[e.kind] += 1
+            for index in (self._indexes.get(None), self._indexes.get(e.kind)):
+                if index is not None:
+                    index.add(e.vector, rowid)
 
     def _forget(self, name: str, rowid: int) -> None:
         """Drop a row from memory: the last row moves into its place."""
         i = self._pos.pop(name)
         del self._pos_of_id[rowid]
+        kind = "model" if self._is_model[i] else "dataset"
+        if not self._zero[i]:
+            self._searchable[kind] -= 1
         last = len(self._names) - 1
         if i != last:
             self._matrix[i] = self._matrix[last]
@@ -432,8 +448,10 @@ class TaskSpace:
         self._ids.pop()
         if not self._names:
             self._mode = None
-        if self._index is not None and rowid in self._index:
-            self._index.remove([rowid])
+        self._sorted.clear()
+        for index in (self._indexes.get(None), self._indexes.get(kind)):
+            if index is not None and rowid in index:
+                index.remove([rowid])
 
     # -- reading ------------------------------------------------------------------------------------
     def get(self, name: str) -> TaskEmbedding:
@@ -457,13 +475,15 @@ class TaskSpace:
             return [self._names[i] for i in self._positions(kind)]
 
     def _positions(self, kind: str | None) -> list[int]:
-        """Row positions of ``kind``, in name order."""
-        n = len(self._names)
-        if kind is None:
-            pos = range(n)
-        else:
-            pos = np.flatnonzero(self._is_model[:n] == (kind == "model")).tolist()
-        return sorted(pos, key=self._names.__getitem__)
+        """Row positions of ``kind``, in name order (cached until the next change: do not modify)."""
+        pos = self._sorted.get(kind)
+        if pos is None:
+            n = len(self._names)
+            every = (
+                range(n) if kind is None else np.flatnonzero(self._is_model[:n] == (kind == "model")).tolist()
+            )
+            pos = self._sorted[kind] = sorted(every, key=self._names.__getitem__)
+        return pos
 
     def _query(self, query: Any, what: str) -> tuple[np.ndarray, int | None]:
         """The query vector and, for a query by name, its row position."""
@@ -490,7 +510,7 @@ class TaskSpace:
             raise InvalidInputError(f"{what} is a degenerate (zero) embedding: nothing is near it")
         return unit_rows(v)[0], own
 
-    def _cosines(self, u: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+    def _cosines(self, u: np.ndarray, rows: np.ndarray | slice | list[int]) -> np.ndarray:
         """Cosines of the unit query ``u`` with stored rows: one BLAS mat-vec over unit rows (for a
         single query that is far cheaper than the blocked all-pairs kernel, and exact to float32)."""
         return np.clip(self._matrix[rows] @ u, -1.0, 1.0)
@@ -506,40 +526,58 @@ class TaskSpace:
         with self._lock:
             self._sync()
             v, own = self._query(name_or_vector, "the query")
+            kinds = _ENTRY_KINDS if kind is None else (kind,)
+            n_cand = sum(self._searchable[c] for c in kinds)
+            if own is not None and self._kind_at(own) in kinds:
+                n_cand -= 1
+            if n_cand == 0:
+                return []
+            if n_cand <= self._index_threshold:
+                return self._nearest_exact(v, k, kind=kind, own=own)
+            return _ranked(self._nearest_indexed(v, k, kind=kind, own=own))[:k]
+
+    def _kind_at(self, i: int) -> str:
+        return "model" if self._is_model[i] else "dataset"
+
+    def _nearest_exact(
+        self, v: np.ndarray, k: int, *, kind: str | None, own: int | None
+    ) -> list[tuple[str, float]]:
+        """:meth:`nearest` by one mat-vec over every stored row."""
+        n = len(self._names)
+        mask = ~self._zero[:n]
+        if kind is not None:
+            mask &= self._is_model[:n] == (kind == "model")
+        if own is not None:
+            mask[own] = False
+        sims = self._cosines(v, slice(0, n))
+        cand = np.flatnonzero(mask)
+        if len(cand) > k:
+            cand = cand[np.argpartition(-sims[cand], k - 1)[:k]]
+        return _ranked([(self._names[i], float(sims[i])) for i in cand])
+
+    def _nearest_indexed(
+        self, v: np.ndarray, k: int, *, kind: str | None, own: int | None
+    ) -> list[tuple[str, float]]:
+        """:meth:`nearest` through the HNSW index of ``kind`` (None: of every entry), unranked."""
+        index = self._indexes.get(kind)
+        if index is None:
             n = len(self._names)
             mask = ~self._zero[:n]
             if kind is not None:
                 mask &= self._is_model[:n] == (kind == "model")
-            if own is not None:
-                mask[own] = False
-            n_cand = int(mask.sum())
-            if n_cand == 0:
-                return []
-            if n_cand <= self._index_threshold:
-                sims = self._cosines(v, slice(0, n))
-                cand = np.flatnonzero(mask)
-                if n_cand > k:
-                    cand = cand[np.argpartition(-sims[cand], k - 1)[:k]]
-                return _ranked([(self._names[i], float(sims[i])) for i in cand])
-            index = self._search_index()
-            allowed = None if kind is None else [self._ids[i] for i in np.flatnonzero(mask)]
-            res = index.search(v, k + (own is not None), allowed_ids=allowed)
-            found = [
-                (self._names[self._pos_of_id[int(rowid)]], float(1.0 - dist))
-                for rowid, dist in zip(res.ids[0], res.distances[0], strict=True)
-                if rowid >= 0 and self._pos_of_id[int(rowid)] != own
-            ]
-            return _ranked(found)[:k]
-
-    def _search_index(self) -> Index:
-        if self._index is None:
-            n = len(self._names)
-            live = np.flatnonzero(~self._zero[:n])
+            live = np.flatnonzero(mask)
             index = Index(dim=self._dim, capacity=max(1024, len(live)), fingerprint=self.fingerprint)
             if len(live):
                 index.add(self._matrix[live], np.asarray(self._ids, dtype=np.int64)[live])
-            self._index = index
-        return self._index
+            self._indexes[kind] = index
+        mine = own is not None and kind in (None, self._kind_at(own))
+        res = index.search(v, k + 1 if mine else k)
+        sims = (1.0 - res.distances[0]).tolist()  # float32 arithmetic, as the exact path's cosines
+        return [
+            (self._names[i], s)
+            for rowid, s in zip(res.ids[0].tolist(), sims, strict=True)
+            if rowid >= 0 and (i := self._pos_of_id[rowid]) != own
+        ]
 
     def similarity_matrix(self, kind: str | None = None) -> tuple[list[str], np.ndarray]:
         """Names (sorted) and the float32 matrix of their cosine similarities (0 for a degenerate entry)."""
@@ -592,7 +630,9 @@ class TaskSpace:
             self._sync()
             v, own = self._query(dataset, "dataset")
             if candidates is None:
-                pos = [i for i in self._positions("model") if i != own]
+                pos = self._positions("model")
+                if own is not None and self._is_model[own]:
+                    pos = [i for i in pos if i != own]
             else:
                 if isinstance(candidates, (str, bytes)):
                     raise TypeError("candidates must be a sequence of names, not a single str")
