@@ -409,9 +409,10 @@ def _operator_embeddings(
     r, h = s.sum_f.shape
     n = s.n[:, None]
     mf = s.sum_f / n
-    a = s.ff / n[:, :, None]
+    a = s.ff / n[:, :, None]  # (R, h, h): later steps work in place (these passes bound the loop)
     second_f = np.einsum("rii->r", a) / h
-    a -= mf[:, :, None] * mf[:, None, :]  # Σ_F
+    for k in range(r):  # Σ_F, one outer product at a time (no (R, h, h) temporary)
+        a[k] -= np.outer(mf[k], mf[k])
     tf = np.einsum("rii->r", a) / h
     ok = (s.n >= 2) & _varies(tf, second_f)
     np.einsum("rii->ri", a)[...] += (ridge * tf)[:, None]
