@@ -109,6 +109,15 @@ class ProbeConfig:
     prices: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def limits(self) -> dict[str, Any]:
+        """The ``[limits]`` table as keyword arguments of :func:`taskspace.probe`."""
+        return {
+            "budget": self.budget,
+            "deadline": self.deadline,
+            "prices": self.prices or None,
+            "concurrency": self.concurrency,
+        }
+
 
 class _Locator:
     """Finds the line of a table or key in the TOML source (tomllib keeps no positions)."""

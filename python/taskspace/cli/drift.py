@@ -77,10 +77,7 @@ def _probe(config: Any, models: list[Any], texts: list[str], pairs: list[str] | 
                 text_pairs=pairs,
                 cache=None,
                 progress=False,
-                budget=config.budget,
-                deadline=config.deadline,
-                prices=config.prices or None,
-                concurrency=config.concurrency,
+                **config.limits(),
             )
         )
     except KeyboardInterrupt:

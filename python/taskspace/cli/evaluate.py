@@ -37,9 +37,7 @@ def register(sub: Any) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--data", required=True, metavar="DIR", help="evaluation data directory (layout below)"
-    )
+    p.add_argument("--data", required=True, metavar="DIR", help="evaluation data directory (layout below)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON to this file")
     p.add_argument("--quick", action="store_true", help="a reduced run: few tasks, a small probe subset (CI)")
     p.add_argument(

@@ -132,10 +132,7 @@ def _probe(config: Any, args: argparse.Namespace, probe: Any) -> Any:
                 text_pairs=config.text_pairs,
                 cache=config.cache,
                 progress=not args.quiet,
-                budget=config.budget,
-                deadline=config.deadline,
-                prices=config.prices or None,
-                concurrency=config.concurrency,
+                **config.limits(),
             )
         )
     except KeyboardInterrupt:

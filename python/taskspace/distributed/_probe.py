@@ -364,16 +364,7 @@ class _Driver:
     def execute(self, cache: ProbeCache | None) -> ProbeResult:
         run = self.run
         t0 = time.perf_counter()
-        run._plan()
-        todo = sum(len(m.todo) for m in run.models if not m.stopped())
-        cached = sum(r.status == "cached" for m in run.models for r in m.records)
-        logger.info(
-            "probe (ray): %d models x %d texts; %d answers from the cache, %d to ask",
-            len(run.models),
-            len(run.texts),
-            cached,
-            todo,
-        )
+        todo = run._start("probe (ray)")
         cpus = max(1, cluster_cpus() // self.cpus_per_task)
         plans = _plans(run, self.shard_size, cpus)
         window = 2 * cpus

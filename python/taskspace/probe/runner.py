@@ -738,18 +738,24 @@ class _Run:
             else:
                 await self._batch(group, m, item)
 
-    async def run(self) -> ProbeResult:
-        t0 = time.perf_counter()
+    def _start(self, how: str) -> int:
+        """Plan the run (cache look-ups included), log what it will do; return the number to ask."""
         self._plan()
         todo = sum(len(m.todo) for m in self.models if not m.stopped())
         cached = sum(r.status == "cached" for m in self.models for r in m.records)
         logger.info(
-            "probe: %d models x %d texts; %d answers from the cache, %d to ask",
+            "%s: %d models x %d texts; %d answers from the cache, %d to ask",
+            how,
             len(self.models),
             len(self.texts),
             cached,
             todo,
         )
+        return todo
+
+    async def run(self) -> ProbeResult:
+        t0 = time.perf_counter()
+        todo = self._start("probe")
         bar = Progress(todo, enabled=self.show_progress)
         self.progress = bar if bar.shown else None
         groups = [g for g in self.groups if any(m.todo and not m.stopped() for m in g.models)]
