@@ -1,4 +1,4 @@
-"""Drift check: taskspace.drift against recomputing every embedding from scratch per bootstrap round.
+"""Drift check: taskspace.embedding.drift against recomputing every embedding from scratch per bootstrap round.
 
 Not part of the test suite; run explicitly::
 
@@ -12,7 +12,7 @@ the current run on a resample of the texts, and the two halves of the pooled ans
 floor).
 
 * ``taskspace``: ``ts.drift(...)``: the features are encoded once, group statistics are summed once,
-  each round re-weights them (see ``taskspace/drift.py``). Includes the point estimates.
+  each round re-weights them (see ``taskspace/embedding/drift.py``). Includes the point estimates.
 * ``naive``: the same resamples computed the obvious way: per round, ``Surrogate.model_embedding``
   on the resampled texts and outputs, four times (featurize, encode, statistics, embedding), then
   the two cosines.

@@ -11,7 +11,7 @@ regression shows as a changed ratio as well as a changed time):
 * ``demo``: ``taskspace demo --out TMP --quiet`` end to end (local model server on 127.0.0.1, HTTP
   probing, embedding, ranking, HTML report). Baseline ``probe-only``: the same number of probe
   texts through the same local models, called directly (no HTTP, no embedding, no report).
-* ``evaluate-quick``: ``taskspace.evaluate.run(quick=True)`` with a warm probe cache (what a re-run
+* ``evaluate-quick``: ``taskspace.evaluation.suite.run(quick=True)`` with a warm probe cache (what a re-run
   costs; the smoke run times one cold run instead); each stage's seconds are in ``extra_info``.
 * ``select-prompts``: scoring 18 prompts of one task — taskspace (18 text-mode MTEs on the probe
   texts + cosine with the DTE) against the baselines (``score_prompts`` on the same soft labels).
@@ -81,7 +81,7 @@ def test_demo_probe_only(benchmark, request) -> None:
 # -- evaluate ----------------------------------------------------------------------------------
 def test_evaluate_quick_taskspace(benchmark, request, tmp_path: Path) -> None:
     _need_data()
-    from taskspace import evaluate
+    from taskspace.evaluation import suite as evaluate
 
     benchmark.group = "evaluate-quick"
     cache = tmp_path / "cache"
@@ -100,7 +100,7 @@ def test_evaluate_quick_taskspace(benchmark, request, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def prompt_outputs(request):
     _need_data()
-    from taskspace import evaluate
+    from taskspace.evaluation import suite as evaluate
     from taskspace.models import CachedEncoder, HashedNgramEncoder
 
     n = 100 if _smoke(request) else 2000
@@ -129,7 +129,7 @@ def test_select_prompts_taskspace(benchmark, prompt_outputs) -> None:
 
 
 def test_select_prompts_baselines(benchmark, prompt_outputs) -> None:
-    from taskspace.baselines import score_prompts
+    from taskspace.evaluation.baselines import score_prompts
 
     _, _, probs, _ = prompt_outputs
     benchmark.group = "select-prompts"
@@ -140,7 +140,7 @@ def test_select_prompts_baselines(benchmark, prompt_outputs) -> None:
 @pytest.fixture(scope="module")
 def all_tasks(request):
     _need_data()
-    from taskspace import evaluate
+    from taskspace.evaluation import suite as evaluate
 
     cap = 200 if _smoke(request) else None
     return evaluate.load_data(DATA, n_probe=10, max_train=cap)

@@ -47,7 +47,7 @@ import aiohttp
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace.store import Store
+from taskspace.space.store import Store
 
 N_ITEMS = 100_000
 N_SMOKE = 2_000

@@ -2,7 +2,7 @@
 
 Data: the train split of ``sst2_movie_sentiment`` from ``../shared/data`` beside the checkout when it
 is there; otherwise 2,000 synthetic texts built deterministically from the sentences of
-``taskspace.datasets``. ``TASKSPACE_BENCH_DATA`` chooses: ``auto`` (default, as just described),
+``taskspace.datasets.builtin``. ``TASKSPACE_BENCH_DATA`` chooses: ``auto`` (default, as just described),
 ``shared`` (only the shared data: the benchmarks skip, saying why, when it is absent) or
 ``synthetic`` (always the synthetic texts). The data used is printed in the report header and
 summary and stored in every benchmark's ``extra_info["data"]``.
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from taskspace import datasets
+from taskspace.datasets import builtin as datasets
 
 N_TEXTS = 2000
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -77,7 +77,7 @@ def _synthetic() -> BenchData:
     return BenchData(
         texts,
         labels,
-        f"synthetic ({N_TEXTS} texts from taskspace.datasets movie/product sentiment, mean {mean:.0f} chars)",
+        f"synthetic ({N_TEXTS} texts from taskspace.datasets.builtin movie/product sentiment, mean {mean:.0f} chars)",
     )
 
 

@@ -1,4 +1,4 @@
-"""taskspace.agreement against straightforward references (scikit-learn's Cohen's kappa)."""
+"""taskspace.probing.agreement against straightforward references (scikit-learn's Cohen's kappa)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_bad_input() -> None:
 
 
 def test_agreement_matrix() -> None:
-    from taskspace.agreement import agreement_matrix
+    from taskspace.probing.agreement import agreement_matrix
 
     runs = {"a": ["x", "y", "x", None], "b": ["x", "x", "x", "y"], "c": [None, None, None, "y"]}
     names, kappa, exact = agreement_matrix(runs)
@@ -113,9 +113,9 @@ def test_agreement_matrix() -> None:
 def test_cli_compare_agreement(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from taskspace.agreement import agreement_matrix
     from taskspace.cli import main
-    from taskspace.data_files import read_outputs
+    from taskspace.datasets.files import read_outputs
+    from taskspace.probing.agreement import agreement_matrix
 
     cfg = tmp_path / "probe.toml"
     cfg.write_text(

@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import _core, datasets
+from taskspace import _core
+from taskspace.datasets import builtin as datasets
 
 FEATURES = 32
 DIM = 256

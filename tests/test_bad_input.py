@@ -11,7 +11,8 @@ import pytest
 import taskspace as ts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from taskspace import _core, datasets
+from taskspace import _core
+from taskspace.datasets import builtin as datasets
 
 TEXTS = ["a good film", "a bad film", "truly great", "awful stuff", "fine work", "poor show"]
 LABELS = ["pos", "neg", "pos", "neg", "pos", "neg"]

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from probe_server import FakeOpenAI
 from taskspace.cli import COMMAND_MODULES, ExitCode, main
-from taskspace.probe.cache import ProbeCache
+from taskspace.probing.cache import ProbeCache
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -103,7 +103,7 @@ label_descriptions = {{ positive = "good, great", negative = "bad, awful" }}
 
 
 def write_datasets(tmp_path: Path) -> tuple[Path, Path]:
-    from taskspace import datasets
+    from taskspace.datasets import builtin as datasets
 
     texts, labels = datasets.load("movie_sentiment")
     jsonl = tmp_path / "movies.jsonl"
@@ -392,7 +392,7 @@ DOC = ROOT / "docs" / "cli.md"
 def test_cli_docs_examples(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from taskspace.probe_config import load_probe_config
+    from taskspace.probing.config import load_probe_config
 
     text = DOC.read_text(encoding="utf-8")
     # The full probe config of the docs loads (nothing is sent while loading).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import datasets
-from taskspace.space import Selection
+from taskspace.datasets import builtin as datasets
+from taskspace.space.task_space import Selection
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_cheaper_within_tolerance_better_outside(space: ts.TaskSpace) -> None:
 
 
 def test_costs_from_probe_usage(space: ts.TaskSpace) -> None:
-    from taskspace.probe.result import CallRecord, ModelResult, ProbeResult, Usage
+    from taskspace.probing.result import CallRecord, ModelResult, ProbeResult, Usage
 
     def result(name: str, per_call: float, calls: int) -> ModelResult:
         usage = Usage()

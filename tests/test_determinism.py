@@ -14,13 +14,14 @@ import sys
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import _core, datasets
+from taskspace import _core
+from taskspace.datasets import builtin as datasets
 
 # The script prints {key: sha256 of the bytes} for a few embeddings and encodings of built-in datasets.
 SCRIPT = r"""
 import hashlib, json, sys
 import taskspace as ts
-from taskspace import datasets
+from taskspace.datasets import builtin as datasets
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else None
 out = {}

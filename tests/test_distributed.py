@@ -27,8 +27,8 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip ins
 import taskspace as ts  # noqa: E402
 import taskspace.distributed as tsd  # noqa: E402
 from probe_server import FakeOpenAI  # noqa: E402
-from taskspace.probe.cache import ProbeCache  # noqa: E402
-from taskspace.probe.errors import ProbeError  # noqa: E402
+from taskspace.errors import ProbeError  # noqa: E402
+from taskspace.probing.cache import ProbeCache  # noqa: E402
 
 KEY_ENV, API_KEY = "TASKSPACE_RAY_TEST_KEY", "sk-test-ray-0123456789"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "distributed.md"
@@ -456,10 +456,10 @@ def test_probe_bad_options() -> None:
 
 
 def test_cli_ray_flag_gives_the_local_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from taskspace import datasets
     from taskspace.cli import main
-    from taskspace.data_files import read_outputs
-    from taskspace.space import TaskSpace
+    from taskspace.datasets import builtin as datasets
+    from taskspace.datasets.files import read_outputs
+    from taskspace.space.task_space import TaskSpace
 
     for name in ("movie_sentiment", "news_topic"):
         texts, labels = datasets.load(name)[:2]

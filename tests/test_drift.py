@@ -1,4 +1,4 @@
-"""taskspace.drift: the bootstrap path equals the core, decisions on real local models, the CLI."""
+"""taskspace.embedding.drift: the bootstrap path equals the core, decisions on real local models, the CLI."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import datasets
 from taskspace.cli import main
+from taskspace.datasets import builtin as datasets
 from taskspace.models import InContext, ZeroShot
 
-D = sys.modules["taskspace.drift"]  # `taskspace.drift` is the function
+D = sys.modules["taskspace.embedding.drift"]  # `taskspace.embedding.drift` is the function
 
 SUR = ts.Surrogate(features=64, dim=1024)
 TEXTS = ts.probe_set(n=2000)

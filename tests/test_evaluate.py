@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from shared_data import DATA, require_data
-from taskspace.baselines import score_prompts
 from taskspace.cli import main
 from taskspace.errors import InvalidInputError
-from taskspace.evaluate import auc, load_data, selection_metrics
+from taskspace.evaluation.baselines import score_prompts
+from taskspace.evaluation.suite import auc, load_data, selection_metrics
 
 pytestmark = pytest.mark.timeout(300)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "evaluate.md"

@@ -16,7 +16,8 @@ import taskspace as ts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from taskspace import _core, datasets
+from taskspace import _core
+from taskspace.datasets import builtin as datasets
 
 # derandomize: the same examples on every run, so that CI never flakes on a once-in-a-million case
 PROPS = settings(max_examples=150, deadline=None, derandomize=True)

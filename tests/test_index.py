@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import index as index_module
-from taskspace.index import MANIFEST, _SearchWriteLock
+from taskspace.search import index as index_module
+from taskspace.search.index import MANIFEST, _SearchWriteLock
 
 DIM = 32
 INT64_MIN = -(2**63)
@@ -267,7 +267,7 @@ def test_search_ef_is_per_call(idx, data):
 
 @pytest.fixture(scope="module")
 def embeddings():
-    from taskspace import datasets
+    from taskspace.datasets import builtin as datasets
 
     sur = ts.Surrogate(features=32, dim=64)
     other = ts.Surrogate(features=32, dim=64, seed=1)

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import taskspace as ts
 from shared_data import DATA, require_data
-from taskspace import evaluate_llm as ev
-from taskspace.probe.result import ProbeResult
+from taskspace.evaluation import llm as ev
+from taskspace.probing.result import ProbeResult
 
 pytestmark = pytest.mark.timeout(240)
 

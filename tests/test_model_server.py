@@ -20,7 +20,7 @@ import aiohttp
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import datasets
+from taskspace.datasets import builtin as datasets
 from taskspace.models import InContext, ZeroShot
 from taskspace.models.server import LOGPROB_FLOOR, create_app, model_server
 

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import datasets
+from taskspace.datasets import builtin as datasets
 from taskspace.models import (
     CachedEncoder,
     HashedNgramEncoder,
@@ -17,7 +17,7 @@ from taskspace.models import (
     default_encoder,
     load_models,
 )
-from taskspace.probe.endpoints import is_local_model
+from taskspace.probing.endpoints import is_local_model
 
 VOCAB = ["good", "bad", "sport", "money", "happy", "sad"]
 

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import taskspace as ts
 from probe_server import FakeOpenAI
-from taskspace.probe import ProbeCache, ProbeError, ProbeResult
-from taskspace.probe.cache import request_key
+from taskspace.errors import ProbeError
+from taskspace.probing.cache import ProbeCache, request_key
+from taskspace.probing.result import ProbeResult
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -53,7 +54,7 @@ def test_key_is_sha256_of_canonical_json() -> None:
 
 
 def test_prompt_json_is_the_canonical_json_of_the_prompt() -> None:
-    from taskspace.probe.prompted import canonical_json
+    from taskspace.probing.prompted import canonical_json
 
     chat = ts.OpenAIEndpoint("http://127.0.0.1:9/v1", "m")
     completions = ts.OpenAIEndpoint("http://127.0.0.1:9/v1", "m", kind="completions")

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import taskspace as ts
 from probe_server import FakeOpenAI
-from taskspace.probe import Budget, ProbeError, ProbeResult
+from taskspace.errors import ProbeError
+from taskspace.probing.result import ProbeResult
+from taskspace.probing.runner import Budget
 
 pytestmark = pytest.mark.timeout(30)
 

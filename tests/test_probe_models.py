@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace.probe import Adaptive, ProbeError, Verbalizers
-from taskspace.probe.limits import TokenBucket, backoff_delay, retry_after_seconds
-from taskspace.probe.prompted import read_response
+from taskspace.errors import ProbeError
+from taskspace.probing.adaptive import Adaptive
+from taskspace.probing.labels import Verbalizers
+from taskspace.probing.limits import TokenBucket, backoff_delay, retry_after_seconds
+from taskspace.probing.prompted import read_response
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import taskspace as ts
 from shared_data import DATA
-from taskspace.probe.probe_set import (
+from taskspace.probing.texts import (
     LATEST_PROBE_SET_VERSION,
     PROBE_SET_VERSIONS,
     probe_set,
@@ -22,7 +22,7 @@ from taskspace.probe.probe_set import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-FILE = Path(ts.__file__).resolve().parent / "probe" / "data" / "probe_set_v1.jsonl"
+FILE = Path(ts.__file__).resolve().parent / "probing" / "data" / "probe_set_v1.jsonl"
 BUILD = ROOT / "tools" / "probe_set" / "build.py"
 
 # A version is frozen: changing the file means a new version, not a new hash here.

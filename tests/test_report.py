@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import datasets
-from taskspace.data_files import ModelOutputs, ProbeOutputs
+from taskspace.datasets import builtin as datasets
+from taskspace.datasets.files import ModelOutputs, ProbeOutputs
 from taskspace.report import (
     DEFAULT_SECTIONS,
     ReportData,

@@ -27,11 +27,11 @@ import aiohttp
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import datasets
 from taskspace.cli import main
+from taskspace.datasets import builtin as datasets
 from taskspace.errors import InvalidInputError
-from taskspace.serve import TOKEN_ENV, Limits, Service, serve_space
-from taskspace.space import TaskSpace
+from taskspace.service.app import TOKEN_ENV, Limits, Service, serve_space
+from taskspace.space.task_space import TaskSpace
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -250,8 +250,8 @@ def test_concurrent_requests_give_the_library_answers(space_path: Path, lib: Tas
 
 def test_search_over_the_hnsw_index_equals_the_library(tmp_path: Path) -> None:
     """Above 10,000 entries TaskSpace searches its HNSW index; the service answers the same."""
-    from taskspace.index import EXACT_MAX
-    from taskspace.store import Store
+    from taskspace.search.index import EXACT_MAX
+    from taskspace.space.store import Store
 
     sur = ts.Surrogate(features=16, dim=32)
     path = tmp_path / "big.sqlite"

@@ -94,7 +94,7 @@ def test_top_k_self_excludes_self_and_orders_ties_by_id():
 def test_top_k_with_task_embeddings_checks_fingerprints():
     sur = ts.Surrogate(features=32, dim=64)
     other = ts.Surrogate(features=32, dim=64, seed=1)
-    from taskspace import datasets
+    from taskspace.datasets import builtin as datasets
 
     x, y = datasets.load("movie_sentiment")
     e1 = sur.dataset_embedding(x, y, name="a")

@@ -14,8 +14,8 @@ import threading
 import numpy as np
 import pytest
 import taskspace as ts
-from taskspace import datasets
-from taskspace.store import SCHEMA_VERSION
+from taskspace.datasets import builtin as datasets
+from taskspace.space.store import SCHEMA_VERSION
 
 DATASETS = ("movie_sentiment", "product_sentiment", "news_topic", "question_type")
 
@@ -317,7 +317,7 @@ CRASH = textwrap.dedent(
     """
     import os, sys
     import taskspace as ts
-    from taskspace import datasets
+    from taskspace.datasets import builtin as datasets
     sur = ts.Surrogate(features=64, dim=256)
     space = ts.TaskSpace(sur, sys.argv[1])
     e = sur.dataset_embedding(*datasets.load("news_topic"), name="half-written")

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from taskspace import evaluate_llm as ev
+from taskspace.evaluation import llm as ev
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,34 +14,46 @@ Example:
 from __future__ import annotations
 
 from taskspace._core import __version__, simd_backend
-from taskspace.agreement import Agreement, agreement
-from taskspace.drift import DriftReport, drift
-from taskspace.embedding import TaskEmbedding
+from taskspace.embedding.drift import DriftReport, drift
+from taskspace.embedding.surrogate import SparseFeatures, Surrogate, TaskStats
+from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import (
     DegenerateTaskWarning,
     FingerprintMismatchError,
     InvalidInputError,
     NumericalError,
+    ProbeError,
     TaskspaceError,
 )
-from taskspace.index import Index, SearchResult
-from taskspace.pairs import pair_probe
-from taskspace.probe import CallableModel, OpenAIEndpoint, Prompted, probe, probe_set, probe_sync
-from taskspace.similarity import Pairs, TopK, pairs_above, similarity
-from taskspace.space import TaskSpace
-from taskspace.surrogate import SparseFeatures, Surrogate, TaskStats
+from taskspace.probing.adaptive import Adaptive
+from taskspace.probing.agreement import Agreement, agreement
+from taskspace.probing.cache import ProbeCache
+from taskspace.probing.endpoints import CallableModel, OpenAIEndpoint
+from taskspace.probing.prompted import Prompted
+from taskspace.probing.result import ModelResult, ProbeResult, Usage
+from taskspace.probing.runner import Budget, probe, probe_sync
+from taskspace.probing.texts import pair_probe, probe_set
+from taskspace.search.cosine import Pairs, TopK, pairs_above, similarity
+from taskspace.search.index import Index, SearchResult
+from taskspace.space.task_space import TaskSpace
 
 __all__ = [
+    "Adaptive",
     "Agreement",
+    "Budget",
     "CallableModel",
     "DegenerateTaskWarning",
     "DriftReport",
     "FingerprintMismatchError",
     "Index",
     "InvalidInputError",
+    "ModelResult",
     "NumericalError",
     "OpenAIEndpoint",
     "Pairs",
+    "ProbeCache",
+    "ProbeError",
+    "ProbeResult",
     "Prompted",
     "SearchResult",
     "SparseFeatures",
@@ -51,6 +63,7 @@ __all__ = [
     "TaskStats",
     "TaskspaceError",
     "TopK",
+    "Usage",
     "__version__",
     "agreement",
     "drift",

@@ -13,6 +13,7 @@ __all__ = [
     "FingerprintMismatchError",
     "InvalidInputError",
     "NumericalError",
+    "ProbeError",
     "TaskspaceError",
 ]
 
@@ -24,3 +25,13 @@ class FingerprintMismatchError(TaskspaceError):
 class DegenerateTaskWarning(UserWarning):
     """The task carries no information (one label, identical outputs, or inputs without features):
     its embedding is the zero vector, whose similarity with anything is 0."""
+
+
+class ProbeError(TaskspaceError):
+    """A probe run cannot start or go on, or its result cannot be used as asked.
+
+    Raised when a run cannot start (bad models, a missing API-key variable, a cache of another
+    format) or when a result cannot be turned into an embedding. Failures of single requests are
+    never raised: they are recorded in the result (``result[name].errors``) with their cause. No
+    message ever holds an API key or a header value.
+    """

@@ -22,7 +22,7 @@ the list::
 
 Example:
     >>> import taskspace as ts
-    >>> from taskspace import datasets
+    >>> from taskspace.datasets import builtin as datasets
     >>> from taskspace.report import build_report, report_data
     >>> sur = ts.Surrogate(features=64, dim=256)
     >>> space = ts.TaskSpace(sur)
@@ -243,7 +243,7 @@ def report_data(
     Args:
         space: the task space.
         title: the page title.
-        outputs: a :class:`~taskspace.data_files.ProbeOutputs` (``taskspace probe``'s outputs file)
+        outputs: a :class:`~taskspace.datasets.files.ProbeOutputs` (``taskspace probe``'s outputs file)
             for the usage section.
         accuracy: dataset -> candidate -> measured accuracy, shown next to the ranking.
         candidates: dataset -> the candidates to rank for it (default: every model entry).
@@ -720,7 +720,7 @@ def drift_section(data: ReportData) -> str | None:
         "<section id='drift'><h2>Drift history</h2>"
         "<p class='caption'>Each check re-probed the model on its stored probe texts (never from the cache) "
         "and compared the answers with its baseline: shift = 1 - cosine of the two MTEs; noise floor = the "
-        "shift an unchanged model shows; drifted when their intervals are disjoint (taskspace.drift).</p>"
+        "shift an unchanged model shows; drifted when their intervals are disjoint (taskspace.embedding.drift).</p>"
         f"{''.join(blocks)}</section>"
     )
 

@@ -7,7 +7,7 @@ give the same file, byte for byte.
 
 Run from the repository root::
 
-    python tools/probe_set/build.py            # writes python/taskspace/probe/data/probe_set_v1.jsonl
+    python tools/probe_set/build.py            # writes python/taskspace/probing/data/probe_set_v1.jsonl
     python tools/probe_set/build.py --check    # fails if the shipped file differs from a fresh build
 
 Template syntax: ``{slot}`` is replaced by a filler drawn from the category's ``slots[slot]``;
@@ -43,7 +43,7 @@ import statements  # noqa: E402
 VERSION = 1
 #: Texts per category.
 QUOTA = 120
-OUTPUT = HERE.parents[1] / "python" / "taskspace" / "probe" / "data" / f"probe_set_v{VERSION}.jsonl"
+OUTPUT = HERE.parents[1] / "python" / "taskspace" / "probing" / "data" / f"probe_set_v{VERSION}.jsonl"
 MODULES = (reviews, news, questions, conversation, service, statements)
 _MASK = (1 << 64) - 1
 _SLOT = re.compile(r"\{(\^?)(\w+)(#\d+)?\}")

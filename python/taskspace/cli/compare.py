@@ -99,7 +99,7 @@ def register(sub: Any) -> None:
 
 def open_space(path: str) -> Any:
     """Open an existing TaskSpace file for reading (a clear error when it is missing)."""
-    from taskspace.space import TaskSpace
+    from taskspace.space.task_space import TaskSpace
 
     if not Path(path).is_file():
         raise CliError(f"{path}: no such space file (make one with `taskspace embed` or `taskspace demo`)")
@@ -117,7 +117,7 @@ def matrix(
     ``ray_address`` (``""``: the default Ray connection) computed by Ray tasks, same numbers."""
     import numpy as np
 
-    from taskspace.similarity import similarity
+    from taskspace.search.cosine import similarity
 
     r = space.names(rows)
     c = space.names(columns)
@@ -157,9 +157,9 @@ def _agreement(args: argparse.Namespace) -> str:
 
     import numpy as np
 
-    from taskspace.agreement import agreement_matrix
-    from taskspace.data_files import read_outputs
-    from taskspace.similarity import similarity
+    from taskspace.datasets.files import read_outputs
+    from taskspace.probing.agreement import agreement_matrix
+    from taskspace.search.cosine import similarity
 
     probe = read_outputs(args.agreement)
     with open_space(args.space) as space:

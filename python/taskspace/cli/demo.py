@@ -1,6 +1,6 @@
 """``taskspace demo``: the whole pipeline offline, in one command.
 
-1. Split each built-in dataset (:mod:`taskspace.datasets`) into two halves: the first half is the
+1. Split each built-in dataset (:mod:`taskspace.datasets.builtin`) into two halves: the first half is the
    labelled data the task space sees (its DTE, and the in-context demonstrations), the second half
    only measures each prompt's accuracy afterwards.
 2. Define local prompt-driven models (:mod:`taskspace.models`): zero-shot prompts with good, plain,
@@ -80,7 +80,7 @@ _QUESTION = {
 
 def split(name: str) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
     """(seen, held-out) halves of a built-in dataset: even rows and odd rows (labels stay balanced)."""
-    from taskspace import datasets
+    from taskspace.datasets import builtin as datasets
 
     texts, labels = datasets.load(name)
     return (texts[0::2], labels[0::2]), (texts[1::2], labels[1::2])
@@ -155,10 +155,13 @@ async def probe_over_http(
 
     ``groups`` (lists of model names) are probed one after the other, calling
     ``on_group(names, result)`` after each (progress without a terminal); the results are merged
-    into one :class:`~taskspace.probe.ProbeResult`.
+    into one :class:`~taskspace.probing.ProbeResult`.
     """
     from taskspace.models.server import model_server
-    from taskspace.probe import OpenAIEndpoint, ProbeResult, Prompted, Usage, probe
+    from taskspace.probing.endpoints import OpenAIEndpoint
+    from taskspace.probing.prompted import Prompted
+    from taskspace.probing.result import ProbeResult, Usage
+    from taskspace.probing.runner import probe
 
     async with model_server(models) as base_url:
         prompted = {
@@ -218,14 +221,15 @@ def run_demo(
     told apart from the right one; ``mode="label"`` embeds the soft labels (FUTE's setting), which
     only see how a prompt partitions the inputs and so cannot tell swapped labels apart.
 
-    Stage lines go to stderr unless ``quiet``. Raises :class:`~taskspace.probe.ProbeError` when
+    Stage lines go to stderr unless ``quiet``. Raises :class:`~taskspace.probing.ProbeError` when
     any probe request failed (the local server should never fail).
     """
-    from taskspace.data_files import read_outputs, write_outputs
-    from taskspace.probe import ProbeError, probe_set
+    from taskspace.datasets.files import read_outputs, write_outputs
+    from taskspace.embedding.surrogate import Surrogate
+    from taskspace.errors import ProbeError
+    from taskspace.probing.texts import probe_set
     from taskspace.report import build_report, report_data, selection_summary, write_report
-    from taskspace.space import TaskSpace
-    from taskspace.surrogate import Surrogate
+    from taskspace.space.task_space import TaskSpace
 
     if mode not in ("text", "label"):
         raise ValueError(f"mode must be 'text' or 'label', got {mode!r}")
@@ -317,7 +321,7 @@ def run_demo(
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from taskspace.probe import ProbeError
+    from taskspace.errors import ProbeError
 
     try:
         demo = run_demo(

@@ -15,7 +15,7 @@ CONFIG is a `taskspace probe` config (see `taskspace probe --help`): its models 
 limits and probe set. The first run for a model probes it on the first --n probe texts and keeps
 its answers in the space as the baseline; every later run asks the model again on exactly those
 texts (never from the probe cache: a drift check must see the model as it is now), compares the
-two runs (taskspace.drift: MTE shift, bootstrap interval, noise floor) and stores the result with
+two runs (taskspace.embedding.drift: MTE shift, bootstrap interval, noise floor) and stores the result with
 a timestamp. `taskspace report` shows each model's drift history.
 
 example:
@@ -66,7 +66,7 @@ def _answers(m: Any, mode: str) -> list[Any]:
 
 
 def _probe(config: Any, models: list[Any], texts: list[str], pairs: list[str] | None, args: Any) -> Any:
-    from taskspace.probe.runner import probe
+    from taskspace.probing.runner import probe
 
     try:
         # cache=None: a drift check must ask the model now, never replay stored answers.
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     import taskspace as ts
-    from taskspace.probe_config import load_probe_config
+    from taskspace.probing.config import load_probe_config
 
     for flag, value, low in (("--n", args.n, 8), ("--n-boot", args.n_boot, 20)):
         if value < low:

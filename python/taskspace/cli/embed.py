@@ -106,7 +106,7 @@ def _embedders(sur: Any, ray_address: str | None) -> tuple[Any, Any]:
 
 
 def _surrogate(args: argparse.Namespace) -> Any:
-    from taskspace.surrogate import Surrogate
+    from taskspace.embedding.surrogate import Surrogate
 
     options = {
         k: getattr(args, k) for k in ("features", "dim", "seed", "method") if getattr(args, k) is not None
@@ -117,7 +117,7 @@ def _surrogate(args: argparse.Namespace) -> Any:
 def open_space(args: argparse.Namespace) -> Any:
     """The TaskSpace of ``args.space``: opened if it exists (checking any surrogate options given
     against it), else created with the options."""
-    from taskspace.space import TaskSpace
+    from taskspace.space.task_space import TaskSpace
 
     path = Path(args.space)
     sur, options = _surrogate(args)
@@ -147,7 +147,7 @@ def _named(spec: str) -> tuple[str | None, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Read every input first (so a bad file changes nothing), then embed and store."""
-    from taskspace.data_files import read_dataset, read_outputs
+    from taskspace.datasets.files import read_dataset, read_outputs
 
     if not args.dataset and not args.outputs:
         raise CliError("nothing to embed: give --dataset FILE and/or --outputs FILE", ExitCode.USAGE)

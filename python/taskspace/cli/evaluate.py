@@ -79,7 +79,7 @@ def _positive(value: int | None, flag: str) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from taskspace import evaluate
+    from taskspace.evaluation import suite as evaluate
 
     data = Path(args.data)
     if not data.is_dir():
@@ -126,7 +126,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _llm(args: argparse.Namespace) -> dict[str, Any]:
-    from taskspace import evaluate, evaluate_llm
+    from taskspace.evaluation import llm as evaluate_llm
+    from taskspace.evaluation import suite as evaluate
 
     reason = evaluate_llm.unavailable_reason()
     if reason is not None:

@@ -83,7 +83,7 @@ def _probe_log(*, enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    logger = logging.getLogger("taskspace.probe")
+    logger = logging.getLogger("taskspace.probing")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     level = logger.level
@@ -147,9 +147,9 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, probe, write the outputs file; return the exit code."""
     from pathlib import Path
 
-    from taskspace.data_files import write_outputs
-    from taskspace.probe.runner import probe
-    from taskspace.probe_config import load_probe_config
+    from taskspace.datasets.files import write_outputs
+    from taskspace.probing.config import load_probe_config
+    from taskspace.probing.runner import probe
 
     config = load_probe_config(args.config)
     if args.outputs:

@@ -75,7 +75,7 @@ def sections(args: argparse.Namespace) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Collect the data, render the sections, write the file."""
-    from taskspace.data_files import read_outputs
+    from taskspace.datasets.files import read_outputs
     from taskspace.report import build_report, report_data, write_report
 
     outputs = read_outputs(args.outputs) if args.outputs else None

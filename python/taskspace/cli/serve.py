@@ -45,7 +45,7 @@ def _positive(kind: type) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from taskspace.errors import TaskspaceError
-    from taskspace.serve import Limits, serve
+    from taskspace.service.app import Limits, serve
 
     if not os.path.isfile(args.space):
         raise CliError(

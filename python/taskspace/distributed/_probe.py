@@ -2,9 +2,9 @@
 
 The driver plans the run exactly as :func:`taskspace.probe` does (same models, same cache keys, same
 cache hits), then sends the inputs still to ask, in shards, to Ray tasks. Each task runs the
-single-machine runner (:mod:`taskspace.probe.runner`: retries, parsing, errors, usage records) on
+single-machine runner (:mod:`taskspace.probing.runner`: retries, parsing, errors, usage records) on
 its shard, with two changes: its endpoint limits are a proxy to the run's limiter actor for that
-endpoint (one :class:`~taskspace.probe.limits.EndpointLimits` for the whole cluster: RPM, TPM and
+endpoint (one :class:`~taskspace.probing.limits.EndpointLimits` for the whole cluster: RPM, TPM and
 the 429 pause), and its cache is a private temporary file whose new rows the task reports every
 half second. The driver writes those rows into the real cache as they arrive and, when a shard
 ends, folds its outputs, errors and call records into its own run, so the result and the cache are
@@ -29,13 +29,13 @@ import numpy as np
 import ray
 
 from taskspace.distributed._cluster import cluster_cpus, connect, positive_int
-from taskspace.probe.cache import CacheWriter, ProbeCache, request_key_from
-from taskspace.probe.endpoints import OpenAIEndpoint
-from taskspace.probe.errors import ProbeError
-from taskspace.probe.limits import EndpointLimits
-from taskspace.probe.progress import Progress
-from taskspace.probe.result import CallRecord, ItemError, ProbeResult
-from taskspace.probe.runner import (  # the single-machine runner, reused as it is
+from taskspace.errors import ProbeError
+from taskspace.probing.cache import CacheWriter, ProbeCache, request_key_from
+from taskspace.probing.endpoints import OpenAIEndpoint
+from taskspace.probing.limits import EndpointLimits
+from taskspace.probing.progress import Progress
+from taskspace.probing.result import CallRecord, ItemError, ProbeResult
+from taskspace.probing.runner import (  # the single-machine runner, reused as it is
     _Model,
     _Run,
     check_probe_arguments,
@@ -44,7 +44,7 @@ from taskspace.probe.runner import (  # the single-machine runner, reused as it 
 
 __all__ = ["probe"]
 
-logger = logging.getLogger("taskspace.probe")
+logger = logging.getLogger("taskspace.probing")
 #: Seconds between a running task's reports of new answers to the driver (which writes them to the
 #: cache at once): a killed driver loses at most this much of each running task's answers.
 _REPORT_EVERY = 0.5
@@ -451,11 +451,11 @@ def probe(
     ``text_pairs``, ``cache``, ``progress``, ``deadline``, ``prices``, ``cache_sampled`` and
     ``seed`` mean what they mean for :func:`taskspace.probe`. ``budget``, ``adaptive`` and
     ``concurrency`` are not supported across a cluster (they need run-wide state at every request)
-    and raise :class:`~taskspace.probe.ProbeError`. ``cpus_per_task`` is the Ray CPUs each shard
+    and raise :class:`~taskspace.probing.ProbeError`. ``cpus_per_task`` is the Ray CPUs each shard
     task reserves.
 
     Returns:
-        A :class:`taskspace.probe.ProbeResult`, as :func:`taskspace.probe` returns; call records of
+        A :class:`taskspace.probing.ProbeResult`, as :func:`taskspace.probe` returns; call records of
         a local model's batch cover the batch's inputs within one shard.
 
     Example:
@@ -468,7 +468,7 @@ def probe(
         if value is not None and value is not False:
             raise ProbeError(
                 f"{name}= is not supported by taskspace.distributed.probe (it needs run-wide state at "
-                "every request); use taskspace.probe on one machine"
+                "every request); use taskspace.probing on one machine"
             )
     models, t, pairs = check_probe_arguments(models, texts, text_pairs, deadline)
     shard_size = positive_int(shard_size, "shard_size")

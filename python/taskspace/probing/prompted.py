@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from taskspace.probe.endpoints import OpenAIEndpoint
-from taskspace.probe.errors import ProbeError
-from taskspace.probe.labels import Verbalizers
+from taskspace.errors import ProbeError
+from taskspace.probing.endpoints import OpenAIEndpoint
+from taskspace.probing.labels import Verbalizers
 
 __all__ = ["Prompted", "read_response"]
 
@@ -44,7 +44,7 @@ class Prompted:
             For a chat endpoint the rendered prompt is one user message.
         labels: label -> verbalizer words (or a list of labels, each its own verbalizer). With
             labels the model's outputs are soft label rows (from logprobs) or labels (matched in the
-            answer's text), see :mod:`taskspace.probe.labels`; without, outputs are the answers'
+            answer's text), see :mod:`taskspace.probing.labels`; without, outputs are the answers'
             texts (for ``mode="text"`` MTEs).
         params: request parameters merged over the defaults — ``temperature=0`` always, and with
             labels ``max_tokens=8`` plus logprobs (chat: ``logprobs=True, top_logprobs=20``;

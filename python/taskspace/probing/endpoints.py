@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from taskspace.probe.errors import ProbeError
+from taskspace.errors import ProbeError
 
 __all__ = ["RETRY_STATUSES", "CallableModel", "LocalModel", "OpenAIEndpoint", "is_local_model"]
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from taskspace import _core, inputs
+from taskspace import _checks, _core
 from taskspace.errors import InvalidInputError
 
 __all__ = ["Agreement", "agreement", "agreement_matrix"]
@@ -77,7 +77,7 @@ def agreement(outputs_a: Any, outputs_b: Any, *, mode: Literal["label", "text"] 
     """
     if mode not in ("label", "text"):
         raise InvalidInputError(f"mode must be 'label' or 'text', got {mode!r}")
-    soft = (inputs.is_soft(outputs_a), inputs.is_soft(outputs_b))
+    soft = (_checks.is_soft(outputs_a), _checks.is_soft(outputs_b))
     if soft[0] != soft[1]:
         raise InvalidInputError(
             "mixed output kinds: one is an (n, C) array of label distributions, the other is not"
@@ -92,8 +92,8 @@ def agreement(outputs_a: Any, outputs_b: Any, *, mode: Literal["label", "text"] 
         exact = float(np.mean([x == y for x, y in zip(na, nb, strict=True)]))
         return Agreement("text", len(a), exact, text_similarity=_text_similarity(a, b))
     if soft[0]:
-        p = inputs.soft_labels(outputs_a, len(outputs_a)).astype(np.float64)
-        q = inputs.soft_labels(outputs_b, len(outputs_b)).astype(np.float64)
+        p = _checks.soft_labels(outputs_a, len(outputs_a)).astype(np.float64)
+        q = _checks.soft_labels(outputs_b, len(outputs_b)).astype(np.float64)
         if p.shape[0] != q.shape[0]:
             raise InvalidInputError(f"outputs_a has {p.shape[0]} rows but outputs_b has {q.shape[0]}")
         if p.shape[1] != q.shape[1]:
@@ -133,7 +133,7 @@ def agreement_matrix(
         exact agreement; ``nan`` for a pair with no input answered by both.
 
     Example:
-        >>> from taskspace.agreement import agreement_matrix
+        >>> from taskspace.probing.agreement import agreement_matrix
         >>> names, kappa, exact = agreement_matrix({"a": ["x", "y", None], "b": ["x", "x", "y"]})
         >>> names, float(exact[0, 1])
         (['a', 'b'], 0.5)
@@ -183,7 +183,7 @@ def _values(outputs: Any, what: str, *, text: bool) -> list[Any]:
     if not text:
         values = [int(v) if isinstance(v, np.integer) else v for v in values]
     else:
-        inputs.check_encodable(values, what)
+        _checks.check_encodable(values, what)
     return values
 
 

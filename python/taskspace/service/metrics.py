@@ -4,7 +4,7 @@ The service updates it from its event loop only (one thread), so it needs no loc
 writes the Prometheus text exposition format (version 0.0.4) by hand; no client library is needed.
 
 Example:
-    >>> from taskspace.metrics import Metrics
+    >>> from taskspace.service.metrics import Metrics
     >>> m = Metrics()
     >>> m.observe("/v1/search", "POST", 200, 0.0031)
     >>> m.error("/v1/search", "invalid_request")

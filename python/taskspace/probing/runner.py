@@ -1,7 +1,7 @@
 """The probe runner: ask many models for their outputs on the probe texts, concurrently and politely.
 
 ``await probe(models, texts, ...)`` runs every model on every text and returns a
-:class:`~taskspace.probe.result.ProbeResult`. How it works:
+:class:`~taskspace.probing.result.ProbeResult`. How it works:
 
 * **One aiohttp session per run** (inside ``async with``), connections pooled.
 * **Groups and workers.** Prompted models on equal endpoints form one group; each local or callable
@@ -16,7 +16,7 @@
   5xx), with jittered exponential backoff, up to ``max_retries``; 401, 403 and 404 stop the whole
   endpoint (every other request would fail the same way). A 200 whose body is not a completion
   (malformed JSON, an HTML page, no ``choices``) fails that request without retrying.
-* **Cache = resume** (:mod:`taskspace.probe.cache`): cached answers are read before anything is
+* **Cache = resume** (:mod:`taskspace.probing.cache`): cached answers are read before anything is
   sent, and each new answer is written through as it arrives.
 * **Budget** (tokens and/or money, run-wide): each request reserves its estimate before it is sent;
   when the next one would not fit, scheduling stops (requests in flight finish), the unasked inputs
@@ -46,26 +46,26 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from taskspace import inputs
-from taskspace.probe.adaptive import Adaptive, Tracker
-from taskspace.probe.cache import CacheWriter, ProbeCache, key_prefix, request_key_from
-from taskspace.probe.endpoints import CallableModel, OpenAIEndpoint, is_local_model
-from taskspace.probe.errors import ProbeError
-from taskspace.probe.limits import EndpointLimits, backoff_delay, retry_after_seconds
-from taskspace.probe.progress import Progress
-from taskspace.probe.prompted import DEFAULT_COMPLETION_ESTIMATE, Prompted, read_response
-from taskspace.probe.result import CallRecord, ItemError, ModelResult, ProbeResult, Usage
+from taskspace import _checks
+from taskspace.errors import ProbeError
+from taskspace.probing.adaptive import Adaptive, Tracker
+from taskspace.probing.cache import CacheWriter, ProbeCache, key_prefix, request_key_from
+from taskspace.probing.endpoints import CallableModel, OpenAIEndpoint, is_local_model
+from taskspace.probing.limits import EndpointLimits, backoff_delay, retry_after_seconds
+from taskspace.probing.progress import Progress
+from taskspace.probing.prompted import DEFAULT_COMPLETION_ESTIMATE, Prompted, read_response
+from taskspace.probing.result import CallRecord, ItemError, ModelResult, ProbeResult, Usage
 
 __all__ = ["Budget", "probe", "probe_sync"]
 
-logger = logging.getLogger("taskspace.probe")
+logger = logging.getLogger("taskspace.probing")
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 _body_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 #: Statuses that make every further request to the endpoint pointless.
 _FATAL_STATUSES = {401: "unauthorized", 403: "forbidden", 404: "not found"}
 _PENDING, _OK, _FAILED = 0, 1, 2
-_SOFT_TOLERANCE = inputs.SOFT_LABEL_TOLERANCE
+_SOFT_TOLERANCE = _checks.SOFT_LABEL_TOLERANCE
 #: Texts per ``predict_proba`` call of a local model.
 LOCAL_BATCH = 256
 
@@ -75,7 +75,7 @@ class Budget:
     """A run-wide spending limit: ``tokens`` (prompt + completion) and/or ``cost`` (needs ``prices``).
 
     Example:
-        >>> from taskspace.probe import Budget
+        >>> from taskspace.probing import Budget
         >>> Budget(tokens=100_000)
         Budget(tokens=100000, cost=None)
     """
@@ -887,13 +887,13 @@ def check_probe_arguments(
         models = [models]
     if not models:
         raise ProbeError("no models to probe")
-    t = inputs.texts_list(texts, "texts")
-    inputs.check_encodable(t, "texts")
+    t = _checks.texts_list(texts, "texts")
+    _checks.check_encodable(t, "texts")
     pairs = None
     if text_pairs is not None:
-        pairs = inputs.texts_list(text_pairs, "text_pairs")
-        inputs.same_length(len(t), len(pairs), "text_pairs")
-        inputs.check_encodable(pairs, "text_pairs")
+        pairs = _checks.texts_list(text_pairs, "text_pairs")
+        _checks.same_length(len(t), len(pairs), "text_pairs")
+        _checks.check_encodable(pairs, "text_pairs")
     if deadline is not None and (
         isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0
     ):
@@ -933,7 +933,7 @@ async def probe(
             ``predict_proba``; outputs are their soft label rows). Names must be unique.
         texts: the probe texts (e.g. :func:`taskspace.probe_set`).
         text_pairs: second texts for pair tasks (``{text_pair}`` in templates).
-        cache: a SQLite file (path or :class:`~taskspace.probe.cache.ProbeCache`): answers found
+        cache: a SQLite file (path or :class:`~taskspace.probing.cache.ProbeCache`): answers found
             there are not asked again, new answers are written as they arrive, so re-running a
             killed probe asks only for what is missing.
         progress: show a progress bar (only when stderr is a terminal).
@@ -942,7 +942,7 @@ async def probe(
         deadline: seconds from the start after which everything still running is cancelled.
         prices: model name (or endpoint model) -> ``(prompt, completion)`` or
             ``{"prompt": ..., "completion": ...}`` in money per **million** tokens.
-        adaptive: ``True`` or :class:`~taskspace.probe.adaptive.Adaptive` settings: stop asking a
+        adaptive: ``True`` or :class:`~taskspace.probing.adaptive.Adaptive` settings: stop asking a
             model once its running MTE has converged; ``result[name].adaptive`` says how many texts
             were used.
         cache_sampled: also serve sampled answers (temperature > 0 without a seed) from the cache.
@@ -951,7 +951,7 @@ async def probe(
         seed: seeds the backoff jitter (for reproducible timing in tests).
 
     Returns:
-        A :class:`~taskspace.probe.result.ProbeResult`: ``result[name].outputs`` (``None`` where
+        A :class:`~taskspace.probing.result.ProbeResult`: ``result[name].outputs`` (``None`` where
         an input has no output; ``result[name].errors`` says why, ``result[name].skipped`` lists
         inputs never asked), ``result[name].records``, ``result.usage``, ``result.summary()``, and
         ``result[name].embedding(surrogate)`` for the MTE.
@@ -1009,4 +1009,4 @@ def probe_sync(models: Any, texts: Sequence[str], **kwargs: Any) -> ProbeResult:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(probe(models, texts, **kwargs))
-    raise ProbeError("probe_sync cannot run inside a running event loop; use `await taskspace.probe(...)`")
+    raise ProbeError("probe_sync cannot run inside a running event loop; use `await taskspace.probing(...)`")

@@ -13,7 +13,7 @@
    irrelevant label descriptions under paraphrased templates; :class:`~taskspace.models.InContext`:
    right, noisy, random and rotated demonstrations of several sizes). Ground truth is each prompt's
    accuracy on the test split; taskspace predicts with cosine(MTE on the probe corpus, DTE of the
-   train split) in text mode; the baselines of :mod:`taskspace.baselines` score the prompts' soft
+   train split) in text mode; the baselines of :mod:`taskspace.evaluation.baselines` score the prompts' soft
    labels on the test inputs (without their labels); ``random`` is the expectation over seeded
    random orders. Metrics: :func:`selection_metrics`, averaged over tasks.
 3. **Task similarity** — AUC of same-family vs different-family task pairs, for the DTEs
@@ -27,7 +27,7 @@ Encoder vectors of the local models are cached on disk too. Seeds are fixed; Pyt
 never used.
 
 Example:
-    >>> from taskspace.evaluate import selection_metrics
+    >>> from taskspace.evaluation.suite import selection_metrics
     >>> selection_metrics([0.6, 0.8, 0.7], [2.0, 3.0, 1.0])["selected_over_oracle"]
     1.0
 """
@@ -51,12 +51,14 @@ from typing import Any
 
 import numpy as np
 
-from taskspace.baselines import BASELINES, score_prompts
+from taskspace.embedding.surrogate import Surrogate
 from taskspace.errors import DegenerateTaskWarning, InvalidInputError
-from taskspace.pairs import pair_probe
-from taskspace.probe import Adaptive, CallableModel, probe_sync
-from taskspace.similarity import similarity
-from taskspace.surrogate import Surrogate
+from taskspace.evaluation.baselines import BASELINES, score_prompts
+from taskspace.probing.adaptive import Adaptive
+from taskspace.probing.endpoints import CallableModel
+from taskspace.probing.runner import probe_sync
+from taskspace.probing.texts import pair_probe
+from taskspace.search.cosine import similarity
 
 __all__ = [
     "ENCODERS",
@@ -143,7 +145,7 @@ def selection_metrics(true_accuracy: Sequence[float], scores: Sequence[float]) -
           accuracies are equal.
 
     Example:
-        >>> from taskspace.evaluate import selection_metrics
+        >>> from taskspace.evaluation.suite import selection_metrics
         >>> m = selection_metrics([0.5, 0.9, 0.7], [0.1, 0.3, 0.2])
         >>> m["selected_over_oracle"], m["spearman"], m["ndcg3"]
         (1.0, 1.0, 1.0)
@@ -200,7 +202,7 @@ def auc(scores: Sequence[float], positive: Sequence[bool]) -> float:
     """Area under the ROC curve: P(score of a random positive > that of a random negative), ties 1/2.
 
     Example:
-        >>> from taskspace.evaluate import auc
+        >>> from taskspace.evaluation.suite import auc
         >>> auc([0.9, 0.8, 0.1, 0.8], [True, True, False, False])
         0.875
     """

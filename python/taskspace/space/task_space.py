@@ -1,14 +1,14 @@
 """TaskSpace: the named task embeddings of one surrogate, persistent, searchable.
 
 A :class:`TaskSpace` holds dataset embeddings (DTEs) and model embeddings (MTEs, e.g. one per LLM and
-prompt) by name, in one SQLite file (see :mod:`taskspace.store`), and answers the questions task
+prompt) by name, in one SQLite file (see :mod:`taskspace.space.store`), and answers the questions task
 embeddings are for: which models or prompts suit this dataset (:meth:`TaskSpace.select`), what is
 near this task (:meth:`TaskSpace.nearest`), which entries are near-duplicates
 (:meth:`TaskSpace.duplicates`).
 
 In memory it keeps every vector scaled to unit length (``dim * 4`` bytes each) and searches them
 exactly (a mat-vec for one query, taskspace's kernels for matrices and duplicates); a search over
-more than ``index_threshold`` candidates uses an HNSW :class:`~taskspace.index.Index` instead: one
+more than ``index_threshold`` candidates uses an HNSW :class:`~taskspace.search.index.Index` instead: one
 of every entry for searches of all kinds, and one per kind for searches of one kind (a graph walk
 with a per-query filter would cost ~35x more). Each is built from the vectors on the first search
 that needs it (not stored: the SQLite file is the only state) and kept up to date afterwards.
@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from taskspace import inputs
-from taskspace.embedding import TaskEmbedding
+from taskspace import _checks
+from taskspace.embedding.surrogate import Surrogate
+from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import FingerprintMismatchError, InvalidInputError
-from taskspace.index import EXACT_MAX, Index
-from taskspace.similarity import pairs_above, similarity, unit_rows
-from taskspace.store import Row, Store
-from taskspace.surrogate import Surrogate
+from taskspace.search.cosine import pairs_above, similarity, unit_rows
+from taskspace.search.index import EXACT_MAX, Index
+from taskspace.space.store import Row, Store
 
 __all__ = ["Selection", "TaskSpace"]
 
@@ -66,7 +66,7 @@ def _costs(costs: Any, names: list[str]) -> dict[str, float] | None:
     """Per-call cost of every candidate, from a mapping or a ProbeResult's usage records."""
     if costs is None:
         return None
-    from taskspace.probe.result import ProbeResult
+    from taskspace.probing.result import ProbeResult
 
     if isinstance(costs, ProbeResult):
         table: dict[str, float] = {}
@@ -184,7 +184,7 @@ class TaskSpace:
 
     Example:
         >>> import taskspace as ts
-        >>> from taskspace import datasets
+        >>> from taskspace.datasets import builtin as datasets
         >>> sur = ts.Surrogate(features=64, dim=256)
         >>> space = ts.TaskSpace(sur)  # in memory; pass path="space.sqlite" to keep it
         >>> for name in ("movie_sentiment", "product_sentiment", "news_topic"):
@@ -361,7 +361,7 @@ class TaskSpace:
 
         A name already present raises :class:`InvalidInputError` unless ``replace=True``. The
         embedding's ``meta`` must be JSON-serialisable; its ``model``, ``prompt`` and ``dataset``
-        keys are also kept in columns of their own (see :mod:`taskspace.store`).
+        keys are also kept in columns of their own (see :mod:`taskspace.space.store`).
         """
         if not isinstance(embedding, TaskEmbedding):
             raise TypeError(f"embedding must be a TaskEmbedding, got {type(embedding).__name__}")
@@ -500,7 +500,7 @@ class TaskSpace:
                 )
             v, own = query.vector, None
         else:
-            m = inputs.matrix(query, what)
+            m = _checks.matrix(query, what)
             if m.shape[0] != 1 or m.shape[1] != self._dim:
                 raise InvalidInputError(
                     f"{what} must be one vector of length {self._dim}, got shape {m.shape}"
@@ -607,14 +607,14 @@ class TaskSpace:
 
         Without ``costs`` the choice is the most similar candidate. With ``costs`` — a mapping
         candidate -> cost per call (any currency; e.g. from a price table), or a
-        :class:`~taskspace.probe.result.ProbeResult` whose usage records give each model's mean
+        :class:`~taskspace.probing.result.ProbeResult` whose usage records give each model's mean
         cost per answered call — the choice is the cheapest candidate whose similarity is within
         ``tolerance`` of the best (ties: the more similar, then the name); every candidate needs a
         cost.
 
         Example:
             >>> import taskspace as ts
-            >>> from taskspace import datasets
+            >>> from taskspace.datasets import builtin as datasets
             >>> sur = ts.Surrogate(features=64, dim=256)
             >>> space = ts.TaskSpace(sur)
             >>> texts, labels = datasets.load("movie_sentiment")
@@ -665,10 +665,10 @@ class TaskSpace:
             raise InvalidInputError("model must be a non-empty str")
         if mode not in ("label", "text"):
             raise InvalidInputError(f"mode must be 'label' or 'text', got {mode!r}")
-        texts = inputs.texts_list(probe_texts, "probe_texts")
+        texts = _checks.texts_list(probe_texts, "probe_texts")
         outs = outputs.tolist() if isinstance(outputs, np.ndarray) else list(outputs)
-        inputs.same_length(len(texts), len(outs), "outputs")
-        pairs = None if text_pairs is None else inputs.texts_list(text_pairs, "text_pairs")
+        _checks.same_length(len(texts), len(outs), "outputs")
+        pairs = None if text_pairs is None else _checks.texts_list(text_pairs, "text_pairs")
         outs = [o.tolist() if isinstance(o, np.ndarray) else o for o in outs]
         outs = [int(o) if isinstance(o, np.integer) else o for o in outs]
         with self._lock:
@@ -686,8 +686,8 @@ class TaskSpace:
         return {"mode": mode, "created": created, **probe}
 
     def record_drift(self, model: str, report: Any) -> datetime:
-        """Store a :class:`~taskspace.drift.DriftReport` for ``model`` with the current UTC time."""
-        from taskspace.drift import DriftReport
+        """Store a :class:`~taskspace.embedding.drift.DriftReport` for ``model`` with the current UTC time."""
+        from taskspace.embedding.drift import DriftReport
 
         if not isinstance(report, DriftReport):
             raise TypeError(f"report must be a DriftReport, got {type(report).__name__}")
@@ -697,7 +697,7 @@ class TaskSpace:
 
     def drift_history(self, model: str | None = None) -> list[tuple[str, datetime, Any]]:
         """``(model, when, DriftReport)`` of every stored drift check (of ``model``), oldest first."""
-        from taskspace.drift import DriftReport
+        from taskspace.embedding.drift import DriftReport
 
         with self._lock:
             self._sync()

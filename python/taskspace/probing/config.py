@@ -55,9 +55,9 @@ from pathlib import Path
 from typing import Any
 
 from taskspace.errors import InvalidInputError, TaskspaceError
-from taskspace.probe.endpoints import OpenAIEndpoint
-from taskspace.probe.prompted import Prompted
-from taskspace.probe.runner import Budget
+from taskspace.probing.endpoints import OpenAIEndpoint
+from taskspace.probing.prompted import Prompted
+from taskspace.probing.runner import Budget
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -197,8 +197,8 @@ def _path(loc: _Locator, table: tuple[str, ...], key: str, value: Any, base: Pat
 def _probe_texts(
     loc: _Locator, table: dict[str, Any], base: Path
 ) -> tuple[list[str], list[str] | None, dict]:
-    from taskspace.data_files import read_texts
-    from taskspace.probe.probe_set import probe_set
+    from taskspace.datasets.files import read_texts
+    from taskspace.probing.texts import probe_set
 
     n = table.get("n")
     if n is not None:

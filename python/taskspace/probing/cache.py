@@ -13,7 +13,7 @@ separate table and are never served as answers.
 
 Example:
     >>> import tempfile, os
-    >>> from taskspace.probe.cache import ProbeCache, request_key
+    >>> from taskspace.probing.cache import ProbeCache, request_key
     >>> key, request = request_key("chat:http://127.0.0.1:8000/v1", "m", "hi", {"temperature": 0}, ["hi", None])
     >>> with tempfile.TemporaryDirectory() as d:
     ...     cache = ProbeCache(os.path.join(d, "probe.sqlite"))
@@ -37,7 +37,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from taskspace.probe.errors import ProbeError
+from taskspace.errors import ProbeError
 
 __all__ = ["CachedAnswer", "ProbeCache", "request_key"]
 

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from taskspace.errors import DegenerateTaskWarning
-from taskspace.probe.errors import ProbeError
-from taskspace.surrogate import Surrogate, TaskStats
+from taskspace.embedding.surrogate import Surrogate, TaskStats
+from taskspace.errors import DegenerateTaskWarning, ProbeError
 
 __all__ = ["Adaptive"]
 
@@ -38,7 +37,7 @@ class Adaptive:
 
     Example:
         >>> import taskspace as ts
-        >>> from taskspace.probe import Adaptive
+        >>> from taskspace.probing import Adaptive
         >>> words = "good bad fine awful film food day service very not the a".split()
         >>> texts = [" ".join(words[(i * k) % len(words)] for k in (1, 3, 7)) + f" {i}" for i in range(1000)]
         >>> rule = lambda batch: ["pos" if "good" in t or "fine" in t else "neg" for t in batch]

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from taskspace.embedding import TaskEmbedding
-from taskspace.probe.errors import ProbeError
-from taskspace.surrogate import Surrogate
+from taskspace.embedding.surrogate import Surrogate
+from taskspace.embedding.task_embedding import TaskEmbedding
+from taskspace.errors import ProbeError
 
 __all__ = ["CallRecord", "ItemError", "ModelResult", "ProbeResult", "Usage"]
 

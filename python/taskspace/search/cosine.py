@@ -8,8 +8,8 @@ from typing import Any, NamedTuple, overload
 
 import numpy as np
 
-from taskspace import _core, inputs
-from taskspace.embedding import TaskEmbedding
+from taskspace import _checks, _core
+from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import InvalidInputError
 
 __all__ = ["Pairs", "TopK", "pairs_above", "similarity", "unit_rows"]
@@ -59,7 +59,7 @@ def _as_matrix(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:
         if len({e.dim for e in embs}) > 1:
             raise InvalidInputError(f"{what} holds embeddings of different lengths")
         return np.stack([e.vector for e in embs]), embs
-    m = inputs.matrix(x, what)
+    m = _checks.matrix(x, what)
     if m.shape[0] == 0:
         raise InvalidInputError(f"{what} is empty")
     return m, []
@@ -129,7 +129,7 @@ def similarity(
         >>> ts.similarity(x, top_k=1, exclude_self=True).ids.tolist()
         [[1], [0], [1]]
     """
-    threads = inputs.n_threads(n_threads)
+    threads = _checks.n_threads(n_threads)
     if not isinstance(exclude_self, bool):
         raise TypeError("exclude_self must be a bool")
     ma, mb = _operands(a, b)
@@ -178,7 +178,7 @@ def pairs_above(
         >>> [(int(i), int(j)) for p in ts.pairs_above(x, threshold=0.9) for i, j in zip(p.i, p.j)]
         [(0, 1)]
     """
-    threads = inputs.n_threads(n_threads)
+    threads = _checks.n_threads(n_threads)
     try:
         t = float(threshold)
     except (TypeError, ValueError):

@@ -9,7 +9,7 @@ the Shannon entropy in nats (with ``0 log 0 = 0``), and ``onehot(p)`` is the one
 
 Example:
     >>> import numpy as np
-    >>> from taskspace.baselines import score_prompts
+    >>> from taskspace.evaluation.baselines import score_prompts
     >>> sharp = np.array([[0.9, 0.1], [0.1, 0.9]])     # confident and balanced
     >>> flat = np.array([[0.5, 0.5], [0.5, 0.5]])      # says nothing
     >>> s = score_prompts([sharp, flat])
@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from taskspace._checks import SOFT_LABEL_TOLERANCE
 from taskspace.errors import InvalidInputError
-from taskspace.inputs import SOFT_LABEL_TOLERANCE
 
 __all__ = ["BASELINES", "score_prompts"]
 
@@ -110,7 +110,7 @@ def score_prompts(probs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
 
     Example:
         >>> import numpy as np
-        >>> from taskspace.baselines import score_prompts
+        >>> from taskspace.evaluation.baselines import score_prompts
         >>> a = np.array([[1.0, 0.0], [0.0, 1.0]])
         >>> b = np.array([[1.0, 0.0], [1.0, 0.0]])
         >>> s = score_prompts([a, b])

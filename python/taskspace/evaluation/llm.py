@@ -7,7 +7,7 @@ layer (:class:`taskspace.Prompted` on a ``completions`` endpoint, cached in SQLi
 one prompted model:
 
 * its **soft labels** are the verbalizers' scores at the first generated token (FUTE's method, see
-  :mod:`taskspace.probe.labels`), read from the server's ``logprobs``;
+  :mod:`taskspace.probing.labels`), read from the server's ``logprobs``;
 * its **true accuracy** is measured on an evenly spaced subset of the task's test split;
 * **taskspace's prediction** is cosine(MTE on a subset of the probe corpus, DTE of the train split);
 * the **baselines** MI, GE, LE, MDL and ZPS score the same prompts from their soft labels on the
@@ -30,7 +30,7 @@ answers one with 50 logprobs in about 0.7 s on a busy core (most of it sorting t
 Python), so the run takes most of an hour; with ``cache=`` a re-run takes seconds.
 
 Example:
-    >>> from taskspace.evaluate_llm import prompts_for_task
+    >>> from taskspace.evaluation.llm import prompts_for_task
     >>> [p.name for p in prompts_for_task("sst2_movie_sentiment", "http://127.0.0.1:1/v1", n=2)]
     ['sentiment/chat_pos_neg', 'sentiment/review_colon']
 """
@@ -56,17 +56,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from taskspace.baselines import BASELINES, score_prompts
+from taskspace.embedding.surrogate import Surrogate
 from taskspace.errors import DegenerateTaskWarning
-from taskspace.pairs import pair_probe
-from taskspace.probe import OpenAIEndpoint, Prompted, probe
-from taskspace.probe.result import ModelResult, Usage
-from taskspace.surrogate import Surrogate
+from taskspace.evaluation.baselines import BASELINES, score_prompts
+from taskspace.probing.endpoints import OpenAIEndpoint
+from taskspace.probing.prompted import Prompted
+from taskspace.probing.result import ModelResult, Usage
+from taskspace.probing.runner import probe
+from taskspace.probing.texts import pair_probe
 
 if TYPE_CHECKING:
-    from taskspace.evaluate import EvalData, Task
+    from taskspace.evaluation.suite import EvalData, Task
 
-# taskspace.evaluate is imported where it is used: ``taskspace evaluate --llm`` imports this module.
+# taskspace.evaluation.suite is imported where it is used: ``taskspace evaluate --llm`` imports this module.
 
 __all__ = [
     "LLAMA_CPP_VERSION",
@@ -436,7 +438,7 @@ def _mte(
 
 def _random_metrics(true: np.ndarray, draws: int = 1000) -> dict[str, float]:
     """A random choice in expectation: the metrics averaged over ``draws`` seeded random rankings."""
-    from taskspace.evaluate import selection_metrics
+    from taskspace.evaluation.suite import selection_metrics
 
     rng = np.random.default_rng([len(true), 7])
     rows = [selection_metrics(true, rng.random(len(true))) for _ in range(draws)]
@@ -479,7 +481,7 @@ def run(
 
     Args:
         data_dir: the evaluation data (the layout that
-            :func:`taskspace.evaluate.load_data` reads).
+            :func:`taskspace.evaluation.suite.load_data` reads).
         prompts_per_task: prompts per task (the first ones of each template family, 2..12).
         n_probe: probe texts (the first ones of ``probe/unlabeled.jsonl``, a shuffled file).
         n_test: test inputs per task (an evenly spaced subset of the test split).
@@ -507,7 +509,7 @@ def run(
     for name, v in (("n_probe", n_probe), ("n_test", n_test)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 10:
             raise ValueError(f"{name} must be an int >= 10, got {v!r}")
-    from taskspace.evaluate import load_data
+    from taskspace.evaluation.suite import load_data
 
     data = load_data(data_dir, tasks=tasks, n_probe=n_probe, max_test=n_test)
     for t in tasks:
@@ -645,7 +647,7 @@ def _score_task(
     probe_texts: list[str],
     probe_pairs: list[str],
 ) -> dict[str, Any]:
-    from taskspace.evaluate import selection_metrics
+    from taskspace.evaluation.suite import selection_metrics
 
     labels = list(LABEL_SETS[TASKS[task][1]])
     pairs_u = probe_pairs if data.is_pair else None

@@ -10,7 +10,7 @@ the line (JSONL/CSV; Parquet: the row) and the field.
 **Probe outputs** (:func:`write_outputs` / :func:`read_outputs`): what ``taskspace probe`` writes
 and ``taskspace embed`` / ``taskspace report`` read, one JSON object per line:
 
-* line 1, the header: ``{"format": "taskspace.probe-outputs/1", "probe_set": {...}, "texts": [...],
+* line 1, the header: ``{"format": "taskspace.probing-outputs/1", "probe_set": {...}, "texts": [...],
   "text_pairs": [...] | null, "usage": {...}, "stop_reason": ..., "elapsed": ...}``;
 * then one line per model: ``{"model": name, "mode": "label" | "text", "labels": [...] | null,
   "outputs": [...], "usage": {...}, "failed": int, "unparseable": int, "skipped": int,
@@ -44,7 +44,7 @@ __all__ = [
     "write_outputs",
 ]
 
-OUTPUTS_FORMAT = "taskspace.probe-outputs/1"
+OUTPUTS_FORMAT = "taskspace.probing-outputs/1"
 _JSONL = (".jsonl", ".ndjson")
 
 
@@ -157,7 +157,7 @@ def read_dataset(path: str | os.PathLike[str], *, name: str | None = None) -> Da
 
     Example:
         >>> import pathlib, tempfile
-        >>> from taskspace.data_files import read_dataset
+        >>> from taskspace.datasets.files import read_dataset
         >>> with tempfile.TemporaryDirectory() as tmp:
         ...     path = pathlib.Path(tmp) / "reviews.csv"
         ...     _ = path.write_text("text,label\\ngreat film,pos\\nawful film,neg\\n")
@@ -295,7 +295,7 @@ def write_outputs(
     probe_set: Mapping[str, Any] | None = None,
     meta: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Write a :class:`~taskspace.probe.ProbeResult` as an outputs file (atomically: a reader sees
+    """Write a :class:`~taskspace.probing.ProbeResult` as an outputs file (atomically: a reader sees
     the old file or the new one, never half of one). ``meta`` maps model names to extra
     JSON-serialisable information stored with them (endpoint, template, ...)."""
     models = list(result.models.values())

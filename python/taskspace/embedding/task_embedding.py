@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from taskspace._checks import finite_f32
 from taskspace.errors import FingerprintMismatchError, InvalidInputError
-from taskspace.inputs import finite_f32
 
 __all__ = ["TaskEmbedding"]
 

@@ -1,4 +1,4 @@
-"""SQLite storage of a :class:`~taskspace.space.TaskSpace`: one row per named task embedding.
+"""SQLite storage of a :class:`~taskspace.space.task_space.TaskSpace`: one row per named task embedding.
 
 Schema (version :data:`SCHEMA_VERSION`)::
 
@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from taskspace.embedding import TaskEmbedding
+from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import InvalidInputError
 
 __all__ = ["SCHEMA_VERSION", "Row", "Store"]
@@ -120,7 +120,7 @@ class Store:
 
     Example:
         >>> import taskspace as ts
-        >>> from taskspace.store import Store
+        >>> from taskspace.space.store import Store
         >>> sur = ts.Surrogate(features=16, dim=32)
         >>> e = sur.dataset_embedding(["good", "bad"], ["pos", "neg"], name="toy", meta={"dataset": "toy-v1"})
         >>> store = Store(None)  # in memory

@@ -33,10 +33,10 @@ from typing import Any, NamedTuple
 import hnswlib
 import numpy as np
 
-from taskspace import inputs
-from taskspace.embedding import TaskEmbedding
+from taskspace import _checks
+from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import FingerprintMismatchError, InvalidInputError
-from taskspace.similarity import similarity, unit_rows
+from taskspace.search.cosine import similarity, unit_rows
 
 __all__ = ["EXACT_MAX", "Index", "SearchResult"]
 
@@ -177,7 +177,7 @@ def _as_vectors(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:
             if e.dim != embs[0].dim:
                 raise InvalidInputError(f"{what} holds embeddings of different lengths")
         return np.stack([e.vector for e in embs]), embs
-    m = inputs.matrix(x, what)
+    m = _checks.matrix(x, what)
     if m.shape[0] == 0:
         raise InvalidInputError(f"{what} is empty")
     return m, []
@@ -451,7 +451,7 @@ class Index:
         self._fingerprint = fingerprint
         self._mode: str | None = None
         self._n_threads = n_threads
-        self._hnsw_threads = inputs.n_threads(n_threads) or -1
+        self._hnsw_threads = _checks.n_threads(n_threads) or -1
         self._lock = _SearchWriteLock(self._set_hnsw_ef)
         self._reset(self._initial_capacity)
 

@@ -1,4 +1,4 @@
-"""The taskspace service: a :class:`~taskspace.space.TaskSpace` file served over HTTP (aiohttp).
+"""The taskspace service: a :class:`~taskspace.space.task_space.TaskSpace` file served over HTTP (aiohttp).
 
 Endpoints (JSON in and out; the full reference is ``docs/serve.md``):
 
@@ -44,20 +44,20 @@ import numpy as np
 from aiohttp import web
 
 from taskspace import __version__
-from taskspace.embedding import TaskEmbedding
+from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import (
     DegenerateTaskWarning,
     FingerprintMismatchError,
     InvalidInputError,
     TaskspaceError,
 )
-from taskspace.metrics import CONTENT_TYPE, Metrics
 from taskspace.models.server import is_loopback
-from taskspace.space import TaskSpace
+from taskspace.service.metrics import CONTENT_TYPE, Metrics
+from taskspace.space.task_space import TaskSpace
 
 __all__ = ["TOKEN_ENV", "ApiError", "Limits", "Service", "create_app", "serve", "serve_space", "service_key"]
 
-log = logging.getLogger("taskspace.serve")
+log = logging.getLogger("taskspace.service.app")
 
 #: The environment variable holding the bearer token.
 TOKEN_ENV = "TASKSPACE_TOKEN"
@@ -407,7 +407,7 @@ class Service:
         self.read_only = read_only
         self.limits = limits or Limits()
         if not isinstance(self.limits, Limits):
-            raise TypeError(f"limits must be taskspace.serve.Limits, got {type(limits).__name__}")
+            raise TypeError(f"limits must be taskspace.service.app.Limits, got {type(limits).__name__}")
         token = os.environ.get(TOKEN_ENV)
         if token is not None and not token.strip():
             raise InvalidInputError(f"{TOKEN_ENV} is set but empty; unset it or set a real token")
@@ -785,7 +785,7 @@ def create_app(
     """The aiohttp application serving the space file ``path`` (see the module docs for endpoints).
 
     The bearer token is read from ``TASKSPACE_TOKEN`` now (unset: no authentication). The space is
-    opened when the application starts; ``app[taskspace.serve.service_key()]`` is its :class:`Service`.
+    opened when the application starts; ``app[taskspace.service.app.service_key()]`` is its :class:`Service`.
     """
     service = Service(path, read_only=read_only, limits=limits)
     app = web.Application(middlewares=[service._middleware], client_max_size=service.limits.max_body_bytes)
@@ -849,7 +849,7 @@ async def serve_space(
 
     Example:
         >>> import asyncio, os, tempfile, aiohttp, taskspace as ts
-        >>> from taskspace.serve import serve_space
+        >>> from taskspace.service.app import serve_space
         >>> path = os.path.join(tempfile.mkdtemp(), "space.sqlite")
         >>> sur = ts.Surrogate(features=32, dim=64)
         >>> with ts.TaskSpace(sur, path) as space:
@@ -867,7 +867,7 @@ async def serve_space(
     app = create_app(path, read_only=read_only, limits=limits)
     runner = web.AppRunner(
         app,
-        access_log=logging.getLogger("taskspace.serve.access") if access_log else None,
+        access_log=logging.getLogger("taskspace.service.app.access") if access_log else None,
         access_log_format='%a "%r" %s %b %Tf',  # never headers: the token must not reach a log
         shutdown_timeout=limits.timeout,
     )

@@ -28,7 +28,7 @@ apart against 0.81 (0.83-0.99) within a run - overlapping intervals, no detectio
 paired shift is 1.00 (0.95-1.06) against an exchange noise floor of 0.81 (0.68-0.92): detected.
 
 Why it is cheap: the frozen encoder's features F of the probe texts are computed once. Statistics
-are additive (:class:`~taskspace.surrogate.TaskStats`), so the texts are cut into random groups (at
+are additive (:class:`~taskspace.embedding.surrogate.TaskStats`), so the texts are cut into random groups (at
 most :data:`GROUPS` of them; one text per group when there are at most that many texts) whose
 statistics are summed once. A bootstrap round draws groups with replacement (and, for the noise
 floor, exchanges whole groups between the runs) and only re-weights those group sums, then solves
@@ -56,9 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from taskspace import _core, inputs
+from taskspace import _checks, _core
+from taskspace.embedding.surrogate import Mode, Surrogate, TaskStats
 from taskspace.errors import InvalidInputError
-from taskspace.surrogate import Mode, Surrogate, TaskStats
 
 __all__ = ["GROUPS", "DriftReport", "drift"]
 
@@ -70,7 +70,7 @@ _ROUNDS_PER_BATCH = 16
 
 @dataclass(frozen=True)
 class DriftReport:
-    """The result of :func:`drift` (see :mod:`taskspace.drift` for the definitions).
+    """The result of :func:`drift` (see :mod:`taskspace.embedding.drift` for the definitions).
 
     Attributes:
         shift: 1 - cosine of the baseline's and the current MTE (0 = identical behaviour).
@@ -222,30 +222,30 @@ def _outputs(sur: Surrogate, base: Any, cur: Any, n: int, mode: str) -> tuple[np
     if mode == "text":
         out = []
         for outputs, what in ((base, "baseline_outputs"), (cur, "current_outputs")):
-            if inputs.is_soft(outputs):
+            if _checks.is_soft(outputs):
                 raise TypeError(f"text mode needs output texts in {what}, not an array of label scores")
-            texts = inputs.texts_list(outputs, what)
-            inputs.same_length(n, len(texts), what)
-            inputs.check_encodable(texts, what)
+            texts = _checks.texts_list(outputs, what)
+            _checks.same_length(n, len(texts), what)
+            _checks.check_encodable(texts, what)
             out.append(sur._encode(texts, None, _core.NS_OUTPUT, 0))
         return out[0], out[1]
-    soft = (inputs.is_soft(base), inputs.is_soft(cur))
+    soft = (_checks.is_soft(base), _checks.is_soft(cur))
     if soft[0] != soft[1]:
         raise InvalidInputError(
             "baseline_outputs and current_outputs must be of one kind: both labels or both (n, C) "
             "label distributions"
         )
     if soft[0]:
-        yb, yc = inputs.soft_labels(base, n), inputs.soft_labels(cur, n)
+        yb, yc = _checks.soft_labels(base, n), _checks.soft_labels(cur, n)
         if yb.shape[1] != yc.shape[1]:
             raise InvalidInputError(
                 f"baseline_outputs have {yb.shape[1]} label columns but current_outputs have {yc.shape[1]}"
             )
         return yb, yc
-    inputs.hard_labels(base, n)  # validates each run with its own message
-    inputs.hard_labels(cur, n)
+    _checks.hard_labels(base, n)  # validates each run with its own message
+    _checks.hard_labels(cur, n)
     try:  # one-hot over the union of both runs' labels (unused columns do not change the MTE)
-        both = inputs.hard_labels([*list(base), *list(cur)], 2 * n)[0]
+        both = _checks.hard_labels([*list(base), *list(cur)], 2 * n)[0]
     except TypeError:
         raise TypeError("baseline_outputs and current_outputs mix str and int labels; use one type") from None
     return both[:n], both[n:]
