@@ -286,7 +286,7 @@ def _check_embedding(e: ts.TaskEmbedding, *, kind, mode, method, name, n, dim, f
     assert e.vector.shape == (dim,)
     assert np.all(np.isfinite(e.vector))
     assert unit_norm(e.vector) == pytest.approx(1.0, abs=1e-5)
-    assert not e.is_degenerate
+    assert not e.degenerate
     assert not e.vector.flags.writeable
     with pytest.raises(ValueError):
         e.vector[0] = 1.0
@@ -873,7 +873,7 @@ def test_single_label_is_degenerate(method, news):
     texts, labels = news
     with pytest.warns(ts.DegenerateTaskWarning):
         d = s.dataset_embedding(texts, ["only"] * len(texts), name="flat")
-    assert d.is_degenerate
+    assert d.degenerate
     assert d.vector.shape == (128,) and d.vector.dtype == np.float32
     assert not d.vector.any()
     real = s.dataset_embedding(texts, labels)
@@ -891,19 +891,19 @@ def test_single_column_soft_labels_are_degenerate(sur, movie):
     texts, _ = movie
     with pytest.warns(ts.DegenerateTaskWarning):
         d = sur.model_embedding(texts, np.ones((len(texts), 1)))
-    assert d.is_degenerate
+    assert d.degenerate
 
 
 def test_inputs_without_features_are_degenerate(sur):
     with pytest.warns(ts.DegenerateTaskWarning):
         d = sur.dataset_embedding(["", "   ", "\t", ""], ["a", "b", "a", "b"])
-    assert d.is_degenerate
+    assert d.degenerate
 
 
 def test_single_pair_is_degenerate(sur):
     with pytest.warns(ts.DegenerateTaskWarning):
         d = sur.dataset_embedding(["just one example"], ["a"])
-    assert d.is_degenerate and d.n == 1
+    assert d.degenerate and d.n == 1
 
 
 def _not_degenerate(cases: dict) -> dict:
@@ -920,8 +920,8 @@ def _not_degenerate(cases: dict) -> dict:
                 failures[label] = f"{type(exc).__name__}: {exc}"
                 continue
         warned = any(issubclass(w.category, ts.DegenerateTaskWarning) for w in rec)
-        if not (e.is_degenerate and warned):
-            failures[label] = f"is_degenerate={e.is_degenerate}, warned={warned}"
+        if not (e.degenerate and warned):
+            failures[label] = f"is_degenerate={e.degenerate}, warned={warned}"
     return failures
 
 
@@ -960,7 +960,7 @@ def test_no_warning_for_informative_tasks(sur, movie):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         e = sur.dataset_embedding(*movie)
-    assert not e.is_degenerate
+    assert not e.degenerate
 
 
 # --------------------------------------------------------------------------------------------------

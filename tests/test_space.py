@@ -582,7 +582,7 @@ def exact_nearest(
     embs: list[ts.TaskEmbedding], query: np.ndarray, k: int, kind: str | None, skip: str | None
 ):
     """Brute-force numpy (float64): the k most similar non-degenerate entries of ``kind``."""
-    cands = [e for e in embs if kind in (None, e.kind) and e.name != skip and not e.is_degenerate]
+    cands = [e for e in embs if kind in (None, e.kind) and e.name != skip and not e.degenerate]
     x = np.stack([e.vector for e in cands]).astype(np.float64)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     q = query.astype(np.float64) / np.linalg.norm(query)
@@ -595,7 +595,7 @@ def exact_nearest(
 def check_search(space: ts.TaskSpace, embs: list[ts.TaskEmbedding], *, queries: int, k: int = 10) -> float:
     """Compare nearest() with brute force for every kind on name and vector queries; returns recall@k."""
     by_name = {e.name: e for e in embs}
-    live = [e for e in embs if not e.is_degenerate]
+    live = [e for e in embs if not e.degenerate]
     hits = total = 0
     for e in live[:: max(len(live) // queries, 1)][:queries]:
         for kind in (None, "dataset", "model"):

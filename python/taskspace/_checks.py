@@ -6,6 +6,7 @@ and, where it helps, the offending index, so that nothing malformed reaches the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -174,3 +175,44 @@ def finite_f32(arr: np.ndarray, what: str) -> None:
         raise InvalidInputError(f"{what} contains NaN or infinity")
     if arr.size and float(np.abs(arr).max()) > _F32_MAX:
         raise InvalidInputError(f"{what} has values too large for float32")
+
+
+def positive_int(
+    value: Any,
+    what: str,
+    *,
+    minimum: int = 1,
+    allow_none: bool = False,
+    error: type[Exception] = InvalidInputError,
+) -> Any:
+    """An int >= ``minimum`` (``None`` passes when ``allow_none``); a bool is not an int here."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise error(f"{what} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def positive_number(
+    value: Any, what: str, *, allow_none: bool = False, error: type[Exception] = InvalidInputError
+) -> Any:
+    """A finite number > 0 as a float (``None`` passes when ``allow_none``)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{what} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise error(f"{what} must be > 0, got {value!r}")
+    return number
+
+
+def unit_rows(x: Any, *, dtype: type = np.float32) -> np.ndarray:
+    """Rows of ``x`` (or a single vector, as one row) scaled to unit length, as ``dtype``. Norms are
+    computed in float64, so huge or tiny float32 values neither overflow nor underflow; zero rows
+    stay zero (the same convention as the Rust kernels)."""
+    m64 = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])
+    norms = np.linalg.norm(m64, axis=1, keepdims=True)
+    return np.divide(m64, norms, out=np.zeros_like(m64), where=norms > 0).astype(dtype, copy=False)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 from taskspace.cli import CliError, ExitCode
-from taskspace.errors import DegenerateTaskWarning
 
 EXAMPLE = """\
 Datasets are files with columns text, label and (for pair tasks) text_pair: .jsonl, .csv, .tsv or
@@ -90,19 +88,16 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _embedders(sur: Any, ray_address: str | None) -> tuple[Any, Any]:
-    """(dataset_embedding, model_embedding) of ``sur``: local, or as Ray tasks with ``--ray``."""
+def _stats_of(sur: Any, ray_address: str | None) -> Any:
+    """``sur.stats``, or the same statistics computed by Ray tasks with ``--ray``."""
     if ray_address is None:
-        return sur.dataset_embedding, sur.model_embedding
+        return sur.stats
     try:
         import taskspace.distributed as tsd
     except ImportError as e:
         raise CliError(str(e), ExitCode.USAGE) from None
     address = ray_address or None
-    return (
-        lambda *a, **kw: tsd.dataset_embedding(sur, *a, ray_address=address, **kw),
-        lambda *a, **kw: tsd.model_embedding(sur, *a, ray_address=address, **kw),
-    )
+    return lambda *a, **kw: tsd.stats(sur, *a, ray_address=address, **kw)
 
 
 def _surrogate(args: argparse.Namespace) -> Any:
@@ -168,28 +163,27 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"the name {dup!r} is given twice; name datasets with NAME=FILE", ExitCode.USAGE)
 
     space = open_space(args)
-    with space, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DegenerateTaskWarning)
+    with space:
         mode = space.mode or args.mode or "text"
         if args.mode is not None and space.mode is not None and args.mode != space.mode:
             raise CliError(
                 f"{args.space} holds {space.mode}-mode embeddings, not {args.mode}", ExitCode.USAGE
             )
         sur = space.surrogate
-        dataset_embedding, model_embedding = _embedders(sur, args.ray)
+        stats = _stats_of(sur, args.ray)
+
+        def add(kind: str, name: str, s: Any, meta: dict[str, Any]) -> None:
+            e = sur.embed(s, name=name, kind=kind, meta=meta)
+            if e.degenerate:
+                say(f"note: {kind} {name!r} carries no information; its embedding is the zero vector")
+            space.add(e, replace=True)
+
         total = len(names)
         done = 0
         t0 = time.perf_counter()
         for d in datasets:
-            e = dataset_embedding(
-                d.texts,
-                d.labels,
-                d.text_pairs,
-                mode=mode,
-                name=d.name,
-                meta={"dataset": d.name, "file": str(d.path)},
-            )
-            space.add(e, replace=True)
+            s = stats(d.texts, d.labels, text_pairs=d.text_pairs, mode=mode)
+            add("dataset", d.name, s, {"dataset": d.name, "file": str(d.path)})
             done += 1
             say(f"[{done}/{total}] dataset {d.name}: {len(d)} examples")
         for o in outputs:
@@ -200,14 +194,9 @@ def run(args: argparse.Namespace) -> int:
                 if not texts:
                     raise CliError(f"model {name!r} has no outputs to embed", ExitCode.FAILED)
                 meta = {"model": name, **m.meta, "probe_texts": len(o.texts), "used": len(texts)}
-                space.add(model_embedding(texts, outs, pairs, mode=mode, name=name, meta=meta), replace=True)
+                add("model", name, stats(texts, outs, text_pairs=pairs, mode=mode), meta)
                 done += 1
                 say(f"[{done}/{total}] model {name}: {len(texts)} of {len(o.texts)} probe texts")
-        for w in caught:
-            if issubclass(w.category, DegenerateTaskWarning):
-                say(f"note: {w.message}")
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if not args.quiet:
             print(
                 f"{args.space}: {len(space)} embeddings ({len(space.names('dataset'))} datasets, "

@@ -18,7 +18,7 @@ import ray
 from taskspace import _checks
 from taskspace.distributed._cluster import connect, positive_int
 from taskspace.embedding.surrogate import Mode, Surrogate, TaskStats
-from taskspace.embedding.task_embedding import TaskEmbedding
+from taskspace.embedding.task_embedding import TaskEmbedding, warn_if_degenerate
 from taskspace.errors import InvalidInputError
 
 __all__ = ["dataset_embedding", "model_embedding", "stats"]
@@ -162,7 +162,7 @@ def model_embedding(
         True
     """
     s = stats(surrogate, texts, outputs, text_pairs, mode=mode, shards=shards, ray_address=ray_address)
-    return surrogate.embed(s, name=name, kind="model", meta=meta)
+    return warn_if_degenerate(surrogate.embed(s, name=name, kind="model", meta=meta))
 
 
 def dataset_embedding(
@@ -179,4 +179,4 @@ def dataset_embedding(
 ) -> TaskEmbedding:
     """``surrogate.dataset_embedding(texts, labels, ...)`` on Ray; bit-identical (see :func:`stats`)."""
     s = stats(surrogate, texts, labels, text_pairs, mode=mode, shards=shards, ray_address=ray_address)
-    return surrogate.embed(s, name=name, kind="dataset", meta=meta)
+    return warn_if_degenerate(surrogate.embed(s, name=name, kind="dataset", meta=meta))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -19,8 +18,8 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from taskspace import _checks, _core
-from taskspace.embedding.task_embedding import Kind, TaskEmbedding
-from taskspace.errors import DegenerateTaskWarning, FingerprintMismatchError, InvalidInputError
+from taskspace.embedding.task_embedding import Kind, TaskEmbedding, warn_if_degenerate
+from taskspace.errors import FingerprintMismatchError, InvalidInputError
 
 __all__ = ["SparseFeatures", "Surrogate", "TaskStats"]
 
@@ -368,7 +367,8 @@ class Surrogate:
         """The task embedding of (possibly merged) statistics.
 
         A task that carries no information (one label, identical outputs, or inputs without any
-        features) gets the zero vector and a :class:`DegenerateTaskWarning`.
+        features) gets the zero vector; its :attr:`TaskEmbedding.degenerate` is true. This building
+        block does not warn; :meth:`dataset_embedding` and :meth:`model_embedding` do.
         """
         if not isinstance(stats, TaskStats):
             raise TypeError(f"stats must be TaskStats, got {type(stats).__name__}")
@@ -389,13 +389,6 @@ class Surrogate:
             np.ascontiguousarray(stats.yy, dtype=np.float64).ravel(),
             stats.mode,
         )
-        if not vector.any():
-            warnings.warn(
-                f"{kind} {name!r} carries no information (a single label, identical outputs, or inputs "
-                "without features); its embedding is the zero vector",
-                DegenerateTaskWarning,
-                stacklevel=3,
-            )
         return TaskEmbedding(
             vector=vector,
             fingerprint=self._fingerprint,
@@ -428,7 +421,7 @@ class Surrogate:
             ('dataset', 'label', 'float32')
         """
         s = self.stats(texts, labels, text_pairs=text_pairs, mode=mode, n_threads=n_threads)
-        return self.embed(s, name=name, kind="dataset", meta=meta)
+        return warn_if_degenerate(self.embed(s, name=name, kind="dataset", meta=meta))
 
     def model_embedding(
         self,
@@ -456,4 +449,4 @@ class Surrogate:
             ('model', 4)
         """
         s = self.stats(probe_texts, outputs, text_pairs=text_pairs, mode=mode, n_threads=n_threads)
-        return self.embed(s, name=name, kind="model", meta=meta)
+        return warn_if_degenerate(self.embed(s, name=name, kind="model", meta=meta))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any, Literal
 import numpy as np
 
 from taskspace._checks import finite_f32
-from taskspace.errors import FingerprintMismatchError, InvalidInputError
+from taskspace.errors import DegenerateTaskWarning, FingerprintMismatchError, InvalidInputError
 
-__all__ = ["TaskEmbedding"]
+__all__ = ["TaskEmbedding", "warn_if_degenerate"]
 
 Kind = Literal["dataset", "model"]
 _FORMAT = "taskspace.TaskEmbedding/1"
@@ -96,8 +97,9 @@ class TaskEmbedding:
         return (self.fingerprint, self.mode)
 
     @property
-    def is_degenerate(self) -> bool:
-        """True for the zero vector of a task that carries no information."""
+    def degenerate(self) -> bool:
+        """True for the zero vector of a task that carries no information (one label, identical
+        outputs, or inputs without features): its similarity with anything is 0."""
         return not bool(np.any(self.vector))
 
     def check_comparable(self, other: TaskEmbedding) -> None:
@@ -205,3 +207,20 @@ class TaskEmbedding:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InvalidInputError(f"{path}: not a taskspace embedding file ({e})") from None
         return cls.from_dict(d)
+
+
+def warn_if_degenerate(embedding: TaskEmbedding, *, stacklevel: int = 2) -> TaskEmbedding:
+    """Warn (:class:`DegenerateTaskWarning`) when ``embedding`` is degenerate; return it.
+
+    Only the entry points a user calls directly warn (``Surrogate.dataset_embedding`` and
+    ``model_embedding``, the Ray backend's); everything inside the package reads
+    :attr:`TaskEmbedding.degenerate` instead, so no code needs to catch warnings.
+    """
+    if embedding.degenerate:
+        warnings.warn(
+            f"{embedding.kind} {embedding.name!r} carries no information (a single label, identical "
+            "outputs, or inputs without features); its embedding is the zero vector",
+            DegenerateTaskWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return embedding

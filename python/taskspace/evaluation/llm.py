@@ -49,7 +49,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +56,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from taskspace.embedding.surrogate import Surrogate
-from taskspace.errors import DegenerateTaskWarning
 from taskspace.evaluation.baselines import BASELINES, score_prompts
 from taskspace.probing.endpoints import OpenAIEndpoint
 from taskspace.probing.prompted import Prompted
@@ -429,11 +427,9 @@ def _mte(
     t = [texts[i] for i in ok]
     tp = None if pairs is None else [pairs[i] for i in ok]
     outputs: Any = p[ok] if mode == "label" else [labels[j] for j in np.argmax(p[ok], axis=1)]
-    with warnings.catch_warnings():
-        # A prompt that gives every probe text the same answer has the zero MTE (cosine 0): that is
-        # its right score, not something to warn about here.
-        warnings.simplefilter("ignore", DegenerateTaskWarning)
-        return sur.model_embedding(t, outputs, tp, mode=mode)  # type: ignore[arg-type]
+    # A prompt that gives every probe text the same answer has the zero MTE (cosine 0): that is its
+    # right score, so the silent building blocks are used rather than model_embedding.
+    return sur.embed(sur.stats(t, outputs, text_pairs=tp, mode=mode), kind="model")  # type: ignore[arg-type]
 
 
 def _random_metrics(true: np.ndarray, draws: int = 1000) -> dict[str, float]:
@@ -653,14 +649,13 @@ def _score_task(
     pairs_u = probe_pairs if data.is_pair else None
     gold = data.test.labels
     names = list(results)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DegenerateTaskWarning)
-        dte = {
-            mode: sur.dataset_embedding(
-                data.train.texts, data.train.labels, data.train.pairs, mode=mode, name=task
-            )  # type: ignore[arg-type]
-            for mode in ("text", "label")
-        }
+    dte = {
+        mode: sur.embed(
+            sur.stats(data.train.texts, data.train.labels, text_pairs=data.train.pairs, mode=mode),  # type: ignore[arg-type]
+            name=task,
+        )
+        for mode in ("text", "label")
+    }
     info: dict[str, Any] = {"prompts": names, "labels": labels, "n_test": len(gold)}
     for setting in ("raw", "calibrated"):
         acc, parsed, test_probs = [], [], []

@@ -42,9 +42,7 @@ import sqlite3
 import sys
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +50,12 @@ from typing import Any
 import numpy as np
 
 from taskspace.embedding.surrogate import Surrogate
-from taskspace.errors import DegenerateTaskWarning, InvalidInputError
+from taskspace.embedding.task_embedding import TaskEmbedding
+from taskspace.errors import InvalidInputError
 from taskspace.evaluation.baselines import BASELINES, score_prompts
 from taskspace.probing.adaptive import Adaptive
 from taskspace.probing.endpoints import CallableModel
+from taskspace.probing.result import ModelResult
 from taskspace.probing.runner import probe_sync
 from taskspace.probing.texts import pair_probe
 from taskspace.search.cosine import similarity
@@ -483,12 +483,15 @@ class _Log:
             print(f"[{time.perf_counter() - self.t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
-@contextmanager
-def _quiet_degenerate() -> Iterator[None]:
-    # A prompt that answers one label everywhere is a real (bad) candidate: its zero MTE scores 0.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DegenerateTaskWarning)
-        yield
+# The evaluation embeds with the surrogate's silent building blocks: a prompt that answers one label
+# everywhere is a real (bad) candidate whose zero MTE scores 0, not something to warn about.
+def _dte(sur: Surrogate, task: Task, mode: str, name: str) -> TaskEmbedding:
+    s = sur.stats(task.train.texts, task.train.labels, text_pairs=task.train.pairs, mode=mode)  # type: ignore[arg-type]
+    return sur.embed(s, name=name)
+
+
+def _mte(sur: Surrogate, result: ModelResult, mode: str, name: str) -> TaskEmbedding:
+    return sur.embed(result.stats(sur, mode=mode), name=name, kind="model")  # type: ignore[arg-type]
 
 
 def _digest(*parts: Any) -> str:
@@ -602,14 +605,10 @@ def _model_identification(
     for method in ("operator", "fisher"):
         sur = Surrogate(method=method, seed=seed, features=features)
         for mode in ("label", "text"):
-            with _quiet_degenerate():
-                dtes = [
-                    sur.dataset_embedding(t.train.texts, t.train.labels, t.train.pairs, mode=mode, name=n)
-                    for n, t in data.tasks.items()
-                ]
-                t0 = time.perf_counter()
-                mtes = [results[n].embedding(sur, mode=mode, name=n) for n in names]
-                embed_s += time.perf_counter() - t0
+            dtes = [_dte(sur, t, mode, n) for n, t in data.tasks.items()]
+            t0 = time.perf_counter()
+            mtes = [_mte(sur, results[n], mode, n) for n in names]
+            embed_s += time.perf_counter() - t0
             top1, mrr, r = _mrr_top1(similarity(mtes, dtes))
             out[f"{method}/{mode}"] = {"top1": top1, "mrr": mrr}
             ranks[f"{method}/{mode}"] = dict(zip(names, r, strict=True))
@@ -869,13 +868,12 @@ def _prompt_selection(
         gold = np.asarray([task.labels.index(y) for y in task.test.labels])
         test_probs = [test_res[p].probs() for p in prompts]
         accuracy = [float((p.argmax(axis=1) == gold).mean()) for p in test_probs]
-        with _quiet_degenerate():
-            dte_text = sur.dataset_embedding(task.train.texts, task.train.labels, mode="text", name=name)
-            dte_label = sur.dataset_embedding(task.train.texts, task.train.labels, mode="label", name=name)
-            t1 = time.perf_counter()
-            mte_text = [res[p].embedding(sur, mode="text", name=p) for p in prompts]
-            embed_s += time.perf_counter() - t1
-            mte_label = [res[p].embedding(sur, mode="label", name=p) for p in prompts]
+        dte_text = _dte(sur, task, "text", name)
+        dte_label = _dte(sur, task, "label", name)
+        t1 = time.perf_counter()
+        mte_text = [_mte(sur, res[p], "text", p) for p in prompts]
+        embed_s += time.perf_counter() - t1
+        mte_label = [_mte(sur, res[p], "label", p) for p in prompts]
         n_mtes += len(prompts)
         calls.extend(res[p].usage.calls for p in prompts)
         cached.extend(res[p].usage.cached for p in prompts)
@@ -942,11 +940,10 @@ def _adaptive(
         for name in tasks:
             info = per_task[name]
             res = outputs[name]["probe_result"]
-            with _quiet_degenerate():
-                mtes = [
-                    sur.model_embedding(data.probe[:size], res[p].predictions()[:size], mode="text", name=p)
-                    for p in info["prompts"]
-                ]
+            mtes = [
+                sur.embed(sur.stats(data.probe[:size], res[p].predictions()[:size], mode="text"), name=p)
+                for p in info["prompts"]
+            ]
             s = similarity(mtes, [outputs[name]["dte_text"]])[:, 0]
             vals.append(selection_metrics(info["accuracy"], s)["selected_over_oracle"])
         sweep[str(size)] = float(np.mean(vals))
@@ -973,8 +970,7 @@ def _adaptive(
                 for p in info["prompts"]
             ]
             res = probe_sync(calls, data.probe, progress=False, adaptive=cfg)
-            with _quiet_degenerate():
-                mtes = [res[p].embedding(sur, mode="text", name=p) for p in info["prompts"]]
+            mtes = [_mte(sur, res[p], "text", p) for p in info["prompts"]]
             used.extend(res[p].adaptive["texts_used"] for p in info["prompts"])
             s = similarity(mtes, [outputs[name]["dte_text"]])[:, 0]
             vals.append(selection_metrics(info["accuracy"], s)["selected_over_oracle"])
@@ -1023,11 +1019,7 @@ def _task_similarity(data: EvalData, *, seed: int, features: int, log: _Log) -> 
     out: dict[str, Any] = {}
     for label, mode in (("taskspace", "label"), ("taskspace_text", "text")):
         sur = Surrogate(seed=seed, features=features)
-        with _quiet_degenerate():
-            dtes = [
-                sur.dataset_embedding(t.train.texts, t.train.labels, t.train.pairs, mode=mode, name=n)
-                for n, t in data.tasks.items()
-            ]
+        dtes = [_dte(sur, t, mode, n) for n, t in data.tasks.items()]
         out[label] = {"auc": auc(similarity(dtes)[iu], positive)}
     vec = TfidfVectorizer(sublinear_tf=True, min_df=2)
     vec.fit([x for t in data.tasks.values() for x in _join(t.train.texts, t.train.pairs)])

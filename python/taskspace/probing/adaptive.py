@@ -10,7 +10,6 @@ estimate is recorded. The model has converged when, after at least ``min_texts``
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from taskspace.embedding.surrogate import Surrogate, TaskStats
-from taskspace.errors import DegenerateTaskWarning, ProbeError
+from taskspace.errors import ProbeError
 
 __all__ = ["Adaptive"]
 
@@ -123,9 +122,7 @@ class Tracker:
         s = sur.stats(texts, self._outputs(outs), text_pairs=pairs, mode=self.mode)  # type: ignore[arg-type]
         self.stats = s if self.stats is None else self.stats.merge(s)
         self.n += len(idx)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DegenerateTaskWarning)
-            v = sur.embed(self.stats, kind="model").vector.astype(np.float64)
+        v = sur.embed(self.stats, kind="model").vector.astype(np.float64)
         if self.prev is not None:
             denom = float(np.linalg.norm(v) * np.linalg.norm(self.prev))
             self.cosines.append(float(v @ self.prev) / denom if denom > 0 else 0.0)

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from taskspace.embedding.surrogate import Surrogate
-from taskspace.embedding.task_embedding import TaskEmbedding
+from taskspace.embedding.surrogate import Surrogate, TaskStats
+from taskspace.embedding.task_embedding import TaskEmbedding, warn_if_degenerate
 from taskspace.errors import ProbeError
 
 __all__ = ["CallRecord", "ItemError", "ModelResult", "ProbeResult", "Usage"]
@@ -219,23 +219,17 @@ class ModelResult:
                 out.append(o)
         return out
 
-    def embedding(
-        self,
-        surrogate: Surrogate,
-        *,
-        mode: Literal["label", "text"] | None = None,
-        name: str | None = None,
-        meta: Mapping[str, Any] | None = None,
-    ) -> TaskEmbedding:
-        """The model's MTE from the inputs that have an output; failed, unparseable and skipped
-        inputs are dropped (their count is in ``meta``).
+    def embedding_inputs(
+        self, mode: Literal["label", "text"] | None = None
+    ) -> tuple[list[str], list[str] | None, Any]:
+        """``(texts, text_pairs, outputs)`` of the inputs that have an output, ready for
+        :meth:`Surrogate.stats` or :meth:`Surrogate.model_embedding`; failed, unparseable and
+        skipped inputs are dropped.
 
-        Label models use soft label rows (labels without logprobs become one-hot rows), or plain
-        labels when no row is soft. ``mode`` overrides the model's mode (e.g. ``"text"`` to embed a
-        label model's label names as text).
+        Label models give soft label rows (labels without logprobs become one-hot rows), or plain
+        labels when no row is soft. ``mode`` overrides the model's mode (``"text"`` gives a label
+        model's most likely label names, to embed as text).
         """
-        if not isinstance(surrogate, Surrogate):
-            raise TypeError(f"surrogate must be a Surrogate, got {type(surrogate).__name__}")
         mode = mode or self.mode
         keep = self.ok_indices()
         if not keep:
@@ -250,16 +244,36 @@ class ModelResult:
             outputs = self.probs()[keep]
         else:
             outputs = kept
+        return texts, pairs, outputs
+
+    def stats(self, surrogate: Surrogate, *, mode: Literal["label", "text"] | None = None) -> TaskStats:
+        """The surrogate's statistics of this model's answers (see :meth:`embedding_inputs`)."""
+        if not isinstance(surrogate, Surrogate):
+            raise TypeError(f"surrogate must be a Surrogate, got {type(surrogate).__name__}")
+        texts, pairs, outputs = self.embedding_inputs(mode)
+        return surrogate.stats(texts, outputs, text_pairs=pairs, mode=mode or self.mode)  # type: ignore[arg-type]
+
+    def embedding(
+        self,
+        surrogate: Surrogate,
+        *,
+        mode: Literal["label", "text"] | None = None,
+        name: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> TaskEmbedding:
+        """The model's MTE from the inputs that have an output (see :meth:`embedding_inputs`);
+        the number dropped is in ``meta``. Warns (:class:`~taskspace.DegenerateTaskWarning`) when
+        the answers carry no information."""
+        stats = self.stats(surrogate, mode=mode)
         info = {
             "model": self.name,
             "probe_texts": len(self.outputs),
-            "used": len(keep),
-            "dropped": len(self.outputs) - len(keep),
+            "used": stats.n,
+            "dropped": len(self.outputs) - stats.n,
             **dict(meta or {}),
         }
-        return surrogate.model_embedding(
-            texts, outputs, pairs, mode=mode, name=self.name if name is None else name, meta=info
-        )
+        e = surrogate.embed(stats, name=self.name if name is None else name, kind="model", meta=info)
+        return warn_if_degenerate(e)
 
     def _label_of(self, o: Output) -> str:
         assert isinstance(o, np.ndarray)

@@ -30,9 +30,7 @@ import json
 import logging
 import os
 import signal
-import threading
 import time
-import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -46,7 +44,6 @@ from aiohttp import web
 from taskspace import __version__
 from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import (
-    DegenerateTaskWarning,
     FingerprintMismatchError,
     InvalidInputError,
     TaskspaceError,
@@ -276,9 +273,6 @@ def _embedding(value: Any) -> TaskEmbedding:
 
 # -- work done in worker threads ----------------------------------------------------------------------
 
-# warnings.catch_warnings changes process-wide state; one embedding at a time may change it.
-_WARNINGS_LOCK = threading.Lock()
-
 
 def _embed(
     space: TaskSpace, p: _Pairs, *, kind: str, name: str, meta: dict[str, Any] | None
@@ -287,9 +281,7 @@ def _embed(
     sur = space.surrogate
     mode = p.mode or space.mode or "label"
     stats = sur.stats(p.texts, p.outputs, text_pairs=p.text_pairs, mode=mode)  # type: ignore[arg-type]
-    with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DegenerateTaskWarning)
-        return sur.embed(stats, name=name, kind=kind, meta=meta)  # type: ignore[arg-type]
+    return sur.embed(stats, name=name, kind=kind, meta=meta)  # type: ignore[arg-type]
 
 
 def _open_space(path: Path) -> tuple[TaskSpace, int, str | None]:
@@ -338,7 +330,7 @@ def _tasks_page(space: TaskSpace, kind: str | None, offset: int, limit: int) -> 
 
 def _embedding_body(space: TaskSpace, p: _Pairs, *, kind: str, name: str) -> bytes:
     e = _embed(space, p, kind=kind, name=name, meta=None)
-    return json.dumps({**e.to_dict(), "degenerate": e.is_degenerate}).encode()
+    return json.dumps({**e.to_dict(), "degenerate": e.degenerate}).encode()
 
 
 def _ranked(pairs: list[tuple[str, float]], fingerprint: str) -> bytes:
@@ -722,7 +714,7 @@ class Service:
             "name": e.name,
             "kind": e.kind,
             "fingerprint": e.fingerprint,
-            "degenerate": e.is_degenerate,
+            "degenerate": e.degenerate,
             "total": total,
         }
         return web.json_response(out, status=201)

@@ -415,14 +415,14 @@ class TaskSpace:
                 setattr(self, attr, new)
         self._matrix[n] = unit_rows(e.vector)[0]
         self._is_model[n] = e.kind == "model"
-        self._zero[n] = e.is_degenerate
+        self._zero[n] = e.degenerate
         self._names.append(e.name)
         self._ids.append(rowid)
         self._pos[e.name] = n
         self._pos_of_id[rowid] = n
         self._mode = e.mode
         self._sorted.clear()
-        if not e.is_degenerate:
+        if not e.degenerate:
             self._searchable[e.kind] += 1
             for index in (self._indexes.get(None), self._indexes.get(e.kind)):
                 if index is not None:
