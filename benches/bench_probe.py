@@ -11,7 +11,7 @@ itself after ``SERVER_LIFETIME`` seconds at most) serves ``N_REQUESTS`` chat req
 inputs) per round, at concurrency 64 and 256. Groups ``probe-<n>-c<concurrency>``, one benchmark per
 implementation (``extra_info["impl"]``):
 
-* ``taskspace`` — ``await taskspace.probing`` with a labelled ``Prompted`` model (answers parsed to
+* ``taskspace`` — ``await taskspace.probe`` with a labelled ``Prompted`` model (answers parsed to
   labels), the SQLite cache on (a new file per round, so nothing is served from it: every answer is
   written through), RPM and TPM limits on (set high enough not to bind, so their bookkeeping is
   measured, not their waiting), retries on, progress off;

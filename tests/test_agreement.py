@@ -114,7 +114,6 @@ def test_cli_compare_agreement(tmp_path, capsys) -> None:  # type: ignore[no-unt
     import json
 
     from taskspace.cli import main
-    from taskspace.datasets.files import read_outputs
     from taskspace.probing.agreement import agreement_matrix
 
     cfg = tmp_path / "probe.toml"
@@ -129,13 +128,13 @@ def test_cli_compare_agreement(tmp_path, capsys) -> None:  # type: ignore[no-unt
         encoding="utf-8",
     )
     assert main(["probe", str(cfg), "--quiet"]) == 0
-    probe = read_outputs(tmp_path / "outputs.jsonl")
+    probe = ts.ProbeResult.load(tmp_path / "outputs.jsonl")
     sur = ts.Surrogate(features=64, dim=512)
     space = tmp_path / "space.sqlite"
     with ts.TaskSpace(sur, space) as s:
         for m in probe.models.values():
-            t, p, outs = m.embedding_inputs(probe.texts, probe.text_pairs, "label")
-            s.add(sur.model_embedding(t, outs, text_pairs=p, name=m.model))
+            t, p, outs = m.embedding_inputs("label")
+            s.add(sur.model_embedding(t, outs, text_pairs=p, name=m.name))
     capsys.readouterr()
     assert main(["compare", str(space), "--agreement", str(tmp_path / "outputs.jsonl")]) == 0
     out = capsys.readouterr().out
@@ -147,7 +146,7 @@ def test_cli_compare_agreement(tmp_path, capsys) -> None:  # type: ignore[no-unt
     assert [(r["model_a"], r["model_b"]) for r in rows] == [("a", "b"), ("a", "c"), ("b", "c")]
     answers = {}
     for m in probe.models.values():
-        answers[m.model] = [m.labels[int(np.argmax(o))] if isinstance(o, list) else o for o in m.outputs]
+        answers[m.name] = [m.labels[int(np.argmax(o))] if isinstance(o, np.ndarray) else o for o in m.outputs]
     _, kappa, exact = agreement_matrix(answers)
     assert rows[0]["kappa"] == pytest.approx(kappa[0, 1]) and rows[2]["exact"] == pytest.approx(exact[1, 2])
     assert rows[0]["kappa"] == pytest.approx(cohen_kappa_score(answers["a"], answers["b"]))

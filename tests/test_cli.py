@@ -278,6 +278,34 @@ def test_bad_dataset_files_name_file_line_and_field(
     assert not Path(space).exists()  # a bad input changes nothing
 
 
+def test_bad_outputs_files_name_file_line_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = {"format": "taskspace.probe-outputs/1", "probe_set": {}, "texts": ["a", "b"], "text_pairs": None}
+    model = {"model": "m", "mode": "label", "labels": ["x", "y"], "outputs": [[0.2, 0.8], "x"]}
+    space = str(tmp_path / "space.sqlite")
+    cases = [
+        ([{**header, "format": "taskspace.probing-outputs/1"}, model], "line 1: field 'format'"),
+        ([header, {**model, "outputs": [[0.2], None]}], "line 2: field 'outputs'[0] of model 'm'"),
+        ([header, model, model], "line 3: field 'model': 'm' appears twice"),
+        ([header, {**model, "mode": "soft"}], "line 2: field 'mode'"),
+        ([header], "holds no models"),
+    ]
+    for rows, message in cases:
+        path = tmp_path / "outputs.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        assert main(["embed", "--space", space, "--outputs", str(path)]) == ExitCode.USAGE
+        assert f"{path}" in (err := capsys.readouterr().err) and message in err, err
+    assert not Path(space).exists()
+    # A good file embeds; a model without any output is a failed run, not a usage error.
+    path.write_text(json.dumps(header) + "\n" + json.dumps(model) + "\n", encoding="utf-8")
+    assert main(["embed", "--space", space, "--outputs", str(path), "--dim", "256", "--quiet"]) == ExitCode.OK
+    empty = {**model, "model": "silent", "outputs": [None, None], "failed": 2}
+    path.write_text(json.dumps(header) + "\n" + json.dumps(empty) + "\n", encoding="utf-8")
+    assert main(["embed", "--space", space, "--outputs", str(path), "--quiet"]) == ExitCode.FAILED
+    assert "no outputs to embed" in capsys.readouterr().err
+
+
 def test_parquet_needs_pyarrow_or_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "data.parquet"
     try:

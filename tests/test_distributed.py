@@ -458,7 +458,7 @@ def test_probe_bad_options() -> None:
 def test_cli_ray_flag_gives_the_local_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from taskspace.cli import main
     from taskspace.datasets import builtin as datasets
-    from taskspace.datasets.files import read_outputs
+    from taskspace.probing.result import ProbeResult
     from taskspace.space.task_space import TaskSpace
 
     for name in ("movie_sentiment", "news_topic"):
@@ -480,8 +480,8 @@ def test_cli_ray_flag_gives_the_local_results(tmp_path: Path, capsys: pytest.Cap
         local_cache = str(tmp_path / "local-cache.sqlite")
         out_local = str(tmp_path / "local.jsonl")
         assert main(["probe", cfg, "--quiet", "--cache", local_cache, "--outputs", out_local]) == 0
-    got, want = read_outputs(tmp_path / "outputs.jsonl"), read_outputs(out_local)
-    assert got.models["p"].outputs == want.models["p"].outputs
+    got, want = ProbeResult.load(tmp_path / "outputs.jsonl"), ProbeResult.load(out_local)
+    assert _same_outputs(got.models["p"].outputs, want.models["p"].outputs)
     assert len(got.models["p"].outputs) == 30
 
     spaces = {}

@@ -55,7 +55,7 @@ def test_bootstrap_embeddings_equal_the_core(features: int, dim: int, mode: str)
     fast = D._operator_embeddings(batch, (0, 1, 2, 3), mode, sur.ridge, sur.seed, dim)
     for j in range(4):
         for r in range(3):
-            exact = D._core_embed(sur, batch.stats(r, j, sur, mode))
+            exact = D._embedding_vector(sur, batch.stats(r, j, sur, mode))
             assert np.linalg.norm(exact) > 0
             cos = fast[j][r] @ exact / (np.linalg.norm(fast[j][r]) * np.linalg.norm(exact))
             assert cos > 1 - 1e-6

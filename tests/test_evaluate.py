@@ -19,7 +19,8 @@ from shared_data import DATA, require_data
 from taskspace.cli import main
 from taskspace.errors import InvalidInputError
 from taskspace.evaluation.baselines import score_prompts
-from taskspace.evaluation.suite import auc, load_data, selection_metrics
+from taskspace.evaluation.data import load_data
+from taskspace.evaluation.metrics import auc, selection_metrics
 
 pytestmark = pytest.mark.timeout(300)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "evaluate.md"
@@ -153,10 +154,10 @@ def test_load_data_names_file_line_and_field(tmp_path: Path) -> None:
     (root / "tasks" / "a" / "train.jsonl").write_text(
         '{"text": "ok", "label": "x"}\n{"text": 3, "label": "y"}\n'
     )
-    with pytest.raises(InvalidInputError, match=r"train\.jsonl:2: field 'text'"):
+    with pytest.raises(InvalidInputError, match=r"train\.jsonl, line 2: field 'text'"):
         load_data(root)
     (root / "tasks" / "a" / "train.jsonl").write_text('{"text": "ok", "label": "x"}\nnot json\n')
-    with pytest.raises(InvalidInputError, match=r"train\.jsonl:2: not valid JSON"):
+    with pytest.raises(InvalidInputError, match=r"train\.jsonl, line 2: not valid JSON"):
         load_data(root)
     (root / "tasks" / "a" / "train.jsonl").write_text(
         '{"text": "ok", "label": "pos"}\n{"text": "no", "label": "nil"}\n'
@@ -178,7 +179,7 @@ def test_cli_bad_data_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (root / "probe" / "unlabeled.jsonl").write_text('{"source": "x"}\n')
     assert main(["evaluate", "--data", str(root), "--quiet", "--cache-dir", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
-    assert "unlabeled.jsonl:1: field 'text'" in err and err.count("\n") == 1
+    assert "unlabeled.jsonl, line 1: field 'text'" in err and err.count("\n") == 1
     assert main(["evaluate", "--data", str(root), "--probe-texts", "0"]) == 2
     assert main(["evaluate", "--data", str(root), "--json", str(tmp_path)]) == 2
 

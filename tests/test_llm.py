@@ -20,6 +20,9 @@ import pytest
 import taskspace as ts
 from shared_data import DATA, require_data
 from taskspace.evaluation import llm as ev
+from taskspace.evaluation import llm_prompts as lp
+from taskspace.evaluation.llama_server import llama_server, unavailable_reason
+from taskspace.evaluation.prompt_selection import METHODS
 from taskspace.probing.result import ProbeResult
 
 pytestmark = pytest.mark.timeout(240)
@@ -27,30 +30,30 @@ pytestmark = pytest.mark.timeout(240)
 
 def test_prompts_cover_each_task_with_its_labels() -> None:
     """Every task gets at least ten distinct templates whose labels are the task's own labels."""
-    for task, (family, label_set) in ev.TASKS.items():
-        prompts = ev.prompts_for_task(task, "http://127.0.0.1:9/v1", n=10)
+    for task, (family, label_set) in lp.TASKS.items():
+        prompts = lp.prompts_for_task(task, "http://127.0.0.1:9/v1", n=10)
         assert len({p.template for p in prompts}) == 10
-        assert all(p.labels == tuple(ev.LABEL_SETS[label_set]) for p in prompts)
+        assert all(p.labels == tuple(lp.LABEL_SETS[label_set]) for p in prompts)
         assert all(p.uses_pairs == (family == "nli") for p in prompts)
         assert all(
-            p.endpoint.kind == "completions" and p.params["logprobs"] == ev.TOP_LOGPROBS for p in prompts
+            p.endpoint.kind == "completions" and p.params["logprobs"] == lp.TOP_LOGPROBS for p in prompts
         )
     if (DATA / "tasks").is_dir():
-        for task, (_, label_set) in ev.TASKS.items():
+        for task, (_, label_set) in lp.TASKS.items():
             meta = json.loads((require_data() / "tasks" / task / "meta.json").read_text(encoding="utf-8"))
-            assert sorted(meta["labels"]) == sorted(ev.LABEL_SETS[label_set]), task
+            assert sorted(meta["labels"]) == sorted(lp.LABEL_SETS[label_set]), task
     with pytest.raises(ValueError, match="unknown task"):
-        ev.prompts_for_task("no_such_task", "http://127.0.0.1:9/v1")
+        lp.prompts_for_task("no_such_task", "http://127.0.0.1:9/v1")
     with pytest.raises(ValueError, match="prompts per task"):
-        ev.prompts_for_task("rte_nli", "http://127.0.0.1:9/v1", n=99)
+        lp.prompts_for_task("rte_nli", "http://127.0.0.1:9/v1", n=99)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    reason = ev.unavailable_reason()
+    reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    with ev.llama_server(port=None, n_threads=1) as url:
+    with llama_server(port=None, n_threads=1) as url:
         yield url
 
 
@@ -69,8 +72,8 @@ def _probe(models: list[ts.Prompted], cache: Path, pairs: list[str] | None = Non
 def test_llama_cpp_server_logprobs_become_soft_labels(server: str, tmp_path: Path) -> None:
     cache = tmp_path / "probe.sqlite"
     # review_colon and fewshot_right (five labels); true_false and fewshot_right (pairs)
-    sent = ev.prompts_for_task("sst5_movie_sentiment", server, n=3)[1:]
-    nli = ev.prompts_for_task("rte_nli", server, n=3)[::2]
+    sent = lp.prompts_for_task("sst5_movie_sentiment", server, n=3)[1:]
+    nli = lp.prompts_for_task("rte_nli", server, n=3)[::2]
     res = _probe(sent, cache)
     res_nli = _probe(nli, cache, pairs=ts.pair_probe(TEXTS))
     for r in (res, res_nli):
@@ -107,7 +110,7 @@ def test_run_end_to_end_on_a_small_slice(server: str, tmp_path: Path) -> None:
     }
     out = ev.run(data, cache=tmp_path / "probe.sqlite", **kw)
     for setting in ("prompt_selection", "prompt_selection_calibrated"):
-        assert list(out[setting]) == list(ev.METHODS)
+        assert list(out[setting]) == list(METHODS)
         for m, r in out[setting].items():
             assert 0.0 < r["selected_over_oracle"] <= 1.0, (m, r)
             assert -1.0 <= r["spearman"] <= 1.0 and 0.0 <= r["ndcg3"] <= 1.0
@@ -116,7 +119,7 @@ def test_run_end_to_end_on_a_small_slice(server: str, tmp_path: Path) -> None:
         assert len(raw["accuracy"]) == 2 and all(0 <= a <= 1 for a in raw["accuracy"])
         # nearly every answer lists a verbalizer among its first token's 50 candidates
         assert all(p >= 0.8 for p in raw["parsed"]), raw["parsed"]
-        assert set(raw["scores"]) == {m for m in ev.METHODS if m != "random"}
+        assert set(raw["scores"]) == {m for m in METHODS if m != "random"}
     cost = out["cost"]
     assert cost["calls"] == cost["answered"] == 2 * 2 * (10 + 10) and cost["errors"] == 0
     # the same run again is served from the cache and gives the same numbers
@@ -128,7 +131,7 @@ def test_run_end_to_end_on_a_small_slice(server: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The ```python blocks of docs/llm.md run as they are (they start their own server)."""
-    reason = ev.unavailable_reason()
+    reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
     doc = Path(__file__).resolve().parents[1] / "docs" / "llm.md"

@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 import taskspace as ts
 from taskspace.datasets import builtin as datasets
-from taskspace.models import (
-    CachedEncoder,
-    HashedNgramEncoder,
-    InContext,
-    ZeroShot,
-    default_encoder,
-    load_models,
-)
+from taskspace.models.config import load_models
+from taskspace.models.encoder import CachedEncoder, HashedNgramEncoder, default_encoder
+from taskspace.models.in_context import InContext
+from taskspace.models.zero_shot import ZeroShot
 from taskspace.probing.endpoints import is_local_model
 
 VOCAB = ["good", "bad", "sport", "money", "happy", "sad"]

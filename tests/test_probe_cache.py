@@ -281,3 +281,29 @@ def test_bad_cache_files_are_clear_errors(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ProbeError, match="format 99"):
         ProbeCache(other)
+
+
+def test_keys_are_those_the_old_code_wrote(tmp_path: Path) -> None:
+    # tests/fixtures/legacy: a cache written before the runner was split into plan/runner/http/local
+    import importlib.util
+    import shutil
+
+    from taskspace.probing.plan import Plan
+
+    legacy = Path(__file__).parent / "fixtures" / "legacy"
+    spec = importlib.util.spec_from_file_location("make_legacy", legacy / "make_legacy.py")
+    assert spec is not None and spec.loader is not None
+    make_legacy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_legacy)
+    expected = json.loads((legacy / "requests.json").read_text(encoding="utf-8"))
+    shutil.copy(legacy / "probe_cache.sqlite", tmp_path / "c.sqlite")
+    with ProbeCache(tmp_path / "c.sqlite") as cache:
+        plan = Plan(make_legacy.models(), expected["texts"], cache=cache)
+        assert plan.prepare("legacy") == 0  # every answer is served from the cache
+        assert sorted(k for m in plan.models for k in m.keys or []) == expected["keys"]
+    conn = sqlite3.connect(tmp_path / "c.sqlite")
+    rows = dict(conn.execute("SELECT key, request FROM answers").fetchall())
+    conn.close()
+    for m in plan.models:
+        for i in range(len(expected["texts"])):
+            assert m.keys is not None and rows[m.keys[i]] == m.request(i)

@@ -450,3 +450,35 @@ def test_offline_path_with_the_local_model_server() -> None:
     sur = ts.Surrogate(features=32, dim=256)
     a, b = res["http"].embedding(sur), res[zs.name].embedding(sur)
     assert a.similarity(b) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_runner_takes_limits_and_workers_from_its_caller() -> None:
+    # The seam the Ray driver uses: Runner(plan, limits_for=..., workers=...), no attribute patching.
+    from taskspace.probing.limits import EndpointLimits
+    from taskspace.probing.plan import Plan
+    from taskspace.probing.runner import Runner
+
+    asked: list[ts.OpenAIEndpoint] = []
+    acquired: list[int] = []
+
+    class Counting(EndpointLimits):
+        def try_acquire(self, tokens: int) -> bool:
+            acquired.append(tokens)
+            return super().try_acquire(tokens)
+
+    def limits_for(ep: ts.OpenAIEndpoint) -> EndpointLimits:
+        asked.append(ep)
+        return Counting(None, None)
+
+    async def main() -> tuple[ProbeResult, int]:
+        async with FakeOpenAI() as srv:
+            ep = endpoint(srv, max_concurrency=8)
+            plan = Plan([ts.Prompted(ep, "{text}", labels=LABELS, name="a")], ["good", "bad", "good!"])
+            runner = Runner(plan, limits_for=limits_for, workers=1)
+            res = await runner.run()
+            return res, srv.max_inflight
+
+    res, in_flight = run(main())
+    assert res["a"].outputs == ["pos", "neg", "pos"]
+    assert len(asked) == 1 and len(acquired) == 3
+    assert in_flight == 1  # one worker instead of the endpoint's eight

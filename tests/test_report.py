@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import taskspace as ts
 from taskspace.datasets import builtin as datasets
-from taskspace.datasets.files import ModelOutputs, ProbeOutputs
+from taskspace.probing.result import ModelResult, ProbeResult, Usage
 from taskspace.report import (
     DEFAULT_SECTIONS,
     ReportData,
@@ -83,12 +83,32 @@ def small_space() -> ts.TaskSpace:
     return space
 
 
-def small_outputs() -> ProbeOutputs:
+def small_outputs() -> ProbeResult:
     usage = {"calls": 12, "ok": 10, "cached": 1, "errors": 1, "retries": 2, "rate_limited": 1,
              "prompt_tokens": 300, "completion_tokens": 12, "total_tokens": 312, "cost": 0.0042,
              "latency_p50": 0.05, "latency_p95": 0.2}  # fmt: skip
-    model = ModelOutputs("sentiment/right", "label", ["a", "b"], ["a"] * 12, usage=usage, failed=1)
-    return ProbeOutputs(["t"] * 12, None, {model.model: model}, usage=usage, elapsed=1.5)
+    model = ModelResult(
+        "sentiment/right",
+        "label",
+        ("a", "b"),
+        texts=["t"] * 12,
+        text_pairs=None,
+        outputs=["a"] * 12,
+        usage=Usage.from_dict(usage),
+        counts={"failed": 1, "unparseable": 0, "skipped": 0},
+    )
+    assert model.usage.as_dict() == usage  # what a loaded outputs file shows, unchanged
+    return ProbeResult({model.name: model}, Usage.from_dict(usage), stop_reason=None, elapsed=1.5)
+
+
+def test_report_usage_of_a_saved_and_loaded_result(tmp_path: Path) -> None:
+    result = small_outputs()
+    result.save(tmp_path / "outputs.jsonl")
+    loaded = ProbeResult.load(tmp_path / "outputs.jsonl")
+    with small_space() as space:
+        direct, via_file = (report_data(space, outputs=r) for r in (result, loaded))
+    assert direct.usage == via_file.usage and direct.usage_total == via_file.usage_total
+    assert direct.usage[0]["failed"] == 1 and direct.usage_total["elapsed"] == 1.5
 
 
 def demo_report(tmp_path: Path) -> Path:

@@ -30,7 +30,9 @@ import taskspace as ts
 from taskspace.cli import main
 from taskspace.datasets import builtin as datasets
 from taskspace.errors import InvalidInputError
-from taskspace.service.app import TOKEN_ENV, Limits, Service, serve_space
+from taskspace.service.app import TOKEN_ENV, Service
+from taskspace.service.limits import Limits
+from taskspace.service.run import serve_space
 from taskspace.space.task_space import TaskSpace
 
 pytestmark = pytest.mark.timeout(120)
@@ -599,7 +601,7 @@ def test_busy_embedding_workers_do_not_hold_up_searches(space_path: Path, lib: T
             aiohttp.ClientSession() as http,
         ):
             gate = threading.Event()
-            held = service._pools["embed"].submit(gate.wait, 60)  # occupies the only embedding worker
+            held = service.executor("embed").submit(gate.wait, 60)  # occupies the only embedding worker
             try:
                 embedding = asyncio.create_task(
                     call(http, service, "POST", "/v1/embed", {"texts": texts, "outputs": labels})

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from taskspace.evaluation import llm as ev
+from taskspace.evaluation.llama_server import DEFAULT_PORT, unavailable_reason
+from taskspace.evaluation.llm_prompts import TASKS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts-per-task", type=int, default=10)
     parser.add_argument("--n-probe", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=30)
-    parser.add_argument("--port", type=int, default=ev.DEFAULT_PORT)
-    parser.add_argument("--tasks", nargs="+", choices=sorted(ev.TASKS), help="default: all eight")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), help="default: all eight")
     args = parser.parse_args(argv)
 
-    reason = ev.unavailable_reason()
+    reason = unavailable_reason()
     if reason is not None:
         print(f"skipped: {reason}", file=sys.stderr)
         return 0

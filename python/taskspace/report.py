@@ -36,15 +36,19 @@ Example:
 from __future__ import annotations
 
 import html as _html
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from taskspace.evaluation.metrics import spearman
+
+if TYPE_CHECKING:
+    from taskspace.probing.result import ProbeResult
 
 __all__ = [
     "DEFAULT_SECTIONS",
@@ -175,38 +179,6 @@ def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     return coords, (share[0], share[1])
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x), dtype=float)
-    for value in np.unique(x):  # ties get their average rank
-        tied = x == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float | None:
-    """Spearman's rank correlation (average ranks for ties); ``None`` when undefined (fewer than two
-    values, or one side constant).
-
-    Example:
-        >>> from taskspace.report import spearman
-        >>> spearman([1, 2, 3], [10, 20, 30]), spearman([1, 2, 3], [3, 2, 1]), spearman([1, 1], [1, 2])
-        (1.0, -1.0, None)
-    """
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(x) != len(y):
-        raise ValueError(f"spearman needs two sequences of one length, got {len(x)} and {len(y)}")
-    if len(x) < 2:
-        return None
-    rx, ry = _ranks(x), _ranks(y)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
-    return None if denom == 0 else round(float(rx @ ry) / denom, 12)
-
-
 def selection_summary(rows: Sequence[SelectionRow]) -> dict[str, Any]:
     """For a ranking with accuracies: the selected candidate, the oracle (most accurate), selected /
     oracle accuracy and Spearman's rho between cosine and accuracy. Empty without accuracies."""
@@ -233,7 +205,7 @@ def report_data(
     space: Any,
     *,
     title: str = "taskspace report",
-    outputs: Any = None,
+    outputs: ProbeResult | None = None,
     accuracy: Mapping[str, Mapping[str, float]] | None = None,
     candidates: Mapping[str, Sequence[str]] | None = None,
     notes: Sequence[str] = (),
@@ -243,8 +215,8 @@ def report_data(
     Args:
         space: the task space.
         title: the page title.
-        outputs: a :class:`~taskspace.datasets.files.ProbeOutputs` (``taskspace probe``'s outputs file)
-            for the usage section.
+        outputs: a :class:`~taskspace.probing.result.ProbeResult` (a probe run, or its outputs file
+            read with :meth:`~taskspace.probing.result.ProbeResult.load`) for the usage section.
         accuracy: dataset -> candidate -> measured accuracy, shown next to the ranking.
         candidates: dataset -> the candidates to rank for it (default: every model entry).
         notes: paragraphs shown under the overview.
@@ -265,21 +237,7 @@ def report_data(
         selection[d] = [SelectionRow(c, s, acc.get(c)) for c, s in space.select(d, cands)]
     # Drift checks stored by `taskspace drift` / TaskSpace.record_drift: (model, when, DriftReport).
     drift = space.drift_history() if hasattr(space, "drift_history") else []
-    usage: list[dict[str, Any]] = []
-    total: dict[str, Any] = {}
-    if outputs is not None:
-        for m in outputs.models.values():
-            usage.append(
-                {
-                    "model": m.model,
-                    **m.usage,
-                    "failed": m.failed,
-                    "unparseable": m.unparseable,
-                    "skipped": m.skipped,
-                }
-            )
-        total = dict(outputs.usage)
-        total["elapsed"] = outputs.elapsed
+    usage, total = _usage_rows(outputs) if outputs is not None else ([], {})
     return ReportData(
         title=title,
         names=names,
@@ -293,6 +251,21 @@ def report_data(
         notes=list(notes),
         extra={"drift": drift},
     )
+
+
+def _usage_rows(result: ProbeResult) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per-model usage rows and the run's totals (with ``elapsed``) of a probe result."""
+    rows = [
+        {
+            "model": m.name,
+            **m.usage.as_dict(),
+            "failed": m.n_failed,
+            "unparseable": m.n_unparseable,
+            "skipped": m.n_skipped,
+        }
+        for m in result.models.values()
+    ]
+    return rows, {**result.usage.as_dict(), "elapsed": result.elapsed}
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -495,19 +468,40 @@ def _group(name: str, kind: str) -> str:
     return name.split("/", 1)[0] if "/" in name else "model"
 
 
+def _map_points(data: ReportData) -> tuple[list[int], str]:
+    """The entries a map shows (non-zero vectors; past :data:`MAX_MAP_POINTS`, every dataset and
+    models evenly spaced in name order) and a note saying how many were left out."""
+    live = [i for i in range(len(data.names)) if np.any(data.vectors[i])]
+    if len(live) <= MAX_MAP_POINTS:
+        return live, ""
+    ds = [i for i in live if data.kinds[i] == "dataset"]
+    ms = [i for i in live if data.kinds[i] != "dataset"]
+    room = max(0, MAX_MAP_POINTS - len(ds))
+    picked = [ms[int(k)] for k in np.linspace(0, len(ms) - 1, room)] if room and ms else []
+    note = f" Shown: {len(ds[:MAX_MAP_POINTS]) + len(picked)} of {len(live)} entries."
+    return sorted(set(ds[:MAX_MAP_POINTS]) | set(picked)), note
+
+
+def _map_legend(groups: Sequence[str], colour: Mapping[str, str], w: int) -> list[str]:
+    """The map's legend in its right margin: a square for datasets, a circle per model group."""
+    parts = []
+    ly = 24
+    for g in ["dataset", *groups]:
+        shape = (
+            f"<rect x='{w - 140}' y='{ly - 9}' width='10' height='10' fill='{colour[g]}' stroke='#000'/>"
+            if g == "dataset"
+            else f"<circle cx='{w - 135}' cy='{ly - 4}' r='5' fill='{colour[g]}'/>"
+        )
+        parts.append(f"{shape}<text x='{w - 122}' y='{ly}' font-size='11'>{_e(_short(g, 18))}</text>")
+        ly += 16
+    return parts
+
+
 def map_section(data: ReportData) -> str | None:
     """A 2-D PCA map of every entry."""
-    live = [i for i in range(len(data.names)) if np.any(data.vectors[i])]
+    live, shown_note = _map_points(data)
     if len(live) < 3:
         return None
-    shown_note = ""
-    if len(live) > MAX_MAP_POINTS:  # every dataset, and models evenly spaced in name order
-        ds = [i for i in live if data.kinds[i] == "dataset"]
-        ms = [i for i in live if data.kinds[i] != "dataset"]
-        room = max(0, MAX_MAP_POINTS - len(ds))
-        picked = [ms[int(k)] for k in np.linspace(0, len(ms) - 1, room)] if room and ms else []
-        shown_note = f" Shown: {len(ds[:MAX_MAP_POINTS]) + len(picked)} of {len(live)} entries."
-        live = sorted(set(ds[:MAX_MAP_POINTS]) | set(picked))
     coords, share = pca_2d(data.vectors[live])
     # Most entries of a high-dimensional task space are nearly orthogonal and crowd the centre; a
     # square-root stretch of the distance from the centre spreads them while keeping directions
@@ -557,15 +551,7 @@ def map_section(data: ReportData) -> str | None:
             labels.append(f"<text x='{x + 8:.1f}' y='{y + 4:.1f}' font-size='10'{weight}>{_e(text)}</text>")
     parts.extend(marks[::-1])  # datasets drawn last, on top
     parts.extend(labels)
-    ly = 24
-    for g in ["dataset", *groups]:
-        shape = (
-            f"<rect x='{w - 140}' y='{ly - 9}' width='10' height='10' fill='{colour[g]}' stroke='#000'/>"
-            if g == "dataset"
-            else f"<circle cx='{w - 135}' cy='{ly - 4}' r='5' fill='{colour[g]}'/>"
-        )
-        parts.append(f"{shape}<text x='{w - 122}' y='{ly}' font-size='11'>{_e(_short(g, 18))}</text>")
-        ly += 16
+    parts.extend(_map_legend(groups, colour, w))
     parts.append("</svg>")
     return (
         "<section id='map'><h2>Map of the task space</h2>"

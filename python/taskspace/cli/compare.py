@@ -3,48 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import sys
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from taskspace.cli import CliError, ExitCode
-
-FORMATS = ("table", "csv", "json")
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return "" if v is None else str(v)
-
-
-def render(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
-    """``rows`` under ``header`` as an aligned text table, CSV, or JSON (a list of objects)."""
-    if fmt == "json":
-        return json.dumps([dict(zip(header, r, strict=True)) for r in rows], indent=2, ensure_ascii=False)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows([[("" if v is None else v) for v in r] for r in rows])
-        return buf.getvalue().rstrip("\n")
-    cells = [list(header)] + [[_cell(v) for v in r] for r in rows]
-    widths = [max(len(row[j]) for row in cells) for j in range(len(header))]
-    numeric = [all(isinstance(r[j], (int, float)) for r in rows) and bool(rows) for j in range(len(header))]
-    lines = []
-    for i, row in enumerate(cells):
-        parts = [
-            c.rjust(w) if numeric[j] else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
+from taskspace.cli._common import FORMATS, emit, ray_module, read_space, render
 
 EXAMPLE = """\
 examples:
@@ -97,15 +59,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def open_space(path: str) -> Any:
-    """Open an existing TaskSpace file for reading (a clear error when it is missing)."""
-    from taskspace.space.task_space import TaskSpace
-
-    if not Path(path).is_file():
-        raise CliError(f"{path}: no such space file (make one with `taskspace embed` or `taskspace demo`)")
-    return TaskSpace.open(path)
-
-
 def _kind(k: str) -> str | None:
     return None if k == "all" else k
 
@@ -127,10 +80,7 @@ def matrix(
     b = a if rows == columns else np.stack([space.get(n).vector for n in c])
     if ray_address is None:
         return r, c, similarity(a, b)
-    try:
-        import taskspace.distributed as tsd
-    except ImportError as e:
-        raise CliError(str(e), ExitCode.USAGE) from None
+    tsd = ray_module()
     # Every row's top len(c) is the whole row, sorted: put the scores back in column order.
     top = tsd.topk(a, b, k=len(c), ray_address=ray_address or None)
     sims = np.empty((len(r), len(c)), dtype=np.float32)
@@ -138,17 +88,10 @@ def matrix(
     return r, c, sims
 
 
-def _answers(m: Any, mode: str) -> list[Any]:
-    """One answer (label or text) per input, ``None`` where the model has none."""
-    import numpy as np
-
-    out: list[Any] = []
-    for o in m.outputs:
-        if isinstance(o, list):  # a soft label row: its most likely label
-            k = int(np.argmax(o))
-            o = m.labels[k] if m.labels else str(k)
-        out.append(o)
-    return out
+def _answers(m: Any) -> list[Any]:
+    """One answer per input of a :class:`~taskspace.probing.result.ModelResult`: the most likely
+    label of a label model, the text of a text model; ``None`` where it has none."""
+    return m.predictions() if m.mode == "label" else list(m.outputs)
 
 
 def _agreement(args: argparse.Namespace) -> str:
@@ -157,12 +100,12 @@ def _agreement(args: argparse.Namespace) -> str:
 
     import numpy as np
 
-    from taskspace.datasets.files import read_outputs
     from taskspace.probing.agreement import agreement_matrix
+    from taskspace.probing.result import ProbeResult
     from taskspace.search.cosine import similarity
 
-    probe = read_outputs(args.agreement)
-    with open_space(args.space) as space:
+    probe = ProbeResult.load(args.agreement)
+    with read_space(args.space) as space:
         names = [n for n in probe.models if n in space]
         if len(names) < 2:
             raise CliError(
@@ -171,7 +114,7 @@ def _agreement(args: argparse.Namespace) -> str:
             )
         sims = similarity(np.stack([space.get(n).vector for n in names]))
     mode = "text" if all(probe.models[n].mode == "text" for n in names) else "label"
-    _, kappa, exact = agreement_matrix({n: _answers(probe.models[n], mode) for n in names}, mode=mode)
+    _, kappa, exact = agreement_matrix({n: _answers(probe.models[n]) for n in names}, mode=mode)
     metric, values = ("exact agreement", exact) if mode == "text" else ("Cohen's kappa", kappa)
     if args.format == "table":
         head = ["name", *names]
@@ -191,14 +134,9 @@ def _agreement(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     """Compute what was asked and write it in the chosen format."""
     if args.agreement:
-        text = _agreement(args)
-        if args.output:
-            Path(args.output).write_text(text + "\n", encoding="utf-8")
-            print(f"wrote {args.output}", file=sys.stderr)
-        else:
-            print(text)
+        emit(_agreement(args), args.output)
         return int(ExitCode.OK)
-    with open_space(args.space) as space:
+    with read_space(args.space) as space:
         if args.nearest is not None:
             if args.k < 1:
                 raise CliError(f"-k must be >= 1, got {args.k}")
@@ -216,10 +154,5 @@ def run(args: argparse.Namespace) -> int:
                 raise CliError(f"{args.space} holds no entries of the kinds asked", ExitCode.USAGE)
             header = ["name", *names_c]
             rows = [[n, *map(float, sims[i])] for i, n in enumerate(names_r)]
-    text = render(header, rows, args.format)
-    if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        print(text)
+    emit(render(header, rows, args.format), args.output)
     return int(ExitCode.OK)

@@ -207,6 +207,72 @@ class DemoResult:
     errors: int = 0
 
 
+def _probe_stage(models: dict[str, tuple[str, Any]], texts: list[str], *, quiet: bool, say: Any) -> Any:
+    """Serve and probe the demo's models over HTTP, one family after the other; raises
+    :class:`~taskspace.ProbeError` when any request failed (the local server never should)."""
+    from taskspace.errors import ProbeError
+
+    say(
+        f"serving {len(models)} local prompt-driven models on 127.0.0.1; probing each over HTTP on {len(texts)} probe texts"
+    )
+    families = list(dict.fromkeys(fam for fam, _ in models.values()))
+    groups = [[n for n, (fam, _) in models.items() if fam == f] for f in families]
+
+    def done(names: list[str], r: Any) -> None:
+        family = models[names[0]][0]
+        say(f"probed the {len(names)} {family} prompts: {r.usage.calls} requests in {r.elapsed:.1f} s")
+
+    result = asyncio.run(
+        probe_over_http(
+            {n: m for n, (_, m) in models.items()}, texts, progress=not quiet, groups=groups, on_group=done
+        )
+    )
+    u = result.usage
+    say(f"probed: {u.calls} requests, {u.errors} errors, {u.total_tokens} tokens in {result.elapsed:.1f} s")
+    if u.errors:
+        raise ProbeError(f"{u.errors} probe requests to the local model server failed:\n{result.summary()}")
+    return result
+
+
+def _embed_datasets(
+    space: Any, models: dict[str, tuple[str, Any]], mode: str
+) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+    """Add each demo dataset's DTE (its seen half) to ``space``; return the accuracy of each of
+    its candidate prompts on the held-out half, and the candidates per dataset."""
+    sur = space.surrogate
+    accuracy: dict[str, dict[str, float]] = {}
+    candidates: dict[str, list[str]] = {}
+    for dataset, family in DEMO_DATASETS.items():
+        (seen_t, seen_y), (held_t, held_y) = split(dataset)
+        meta = {"dataset": dataset, "split": "even rows"}
+        space.add(sur.dataset_embedding(seen_t, seen_y, mode=mode, name=dataset, meta=meta))
+        names = [n for n, (fam, _) in models.items() if fam == family]
+        candidates[dataset] = names
+        # Ground truth, measured on the held-out half the task space never sees.
+        accuracy[dataset] = {
+            n: float(np.mean(np.array(models[n][1].predict(held_t)) == np.array(held_y))) for n in names
+        }
+    return accuracy, candidates
+
+
+def _notes(seed: int, mode: str, n_models: int, n_texts: int) -> list[str]:
+    return [
+        f"Made by <code>taskspace demo --seed {seed} --mode {mode}</code>: {n_models} local prompt-driven models "
+        f"(zero-shot and in-context prompts) served on 127.0.0.1 and probed over HTTP on {n_texts} texts "
+        "of the built-in probe set; dataset embeddings from the even rows of each built-in dataset; accuracies "
+        "measured on the odd rows. The local models use a hashed n-gram encoder, so their accuracies are "
+        "modest and close to each other; the ranking is judged against them honestly.",
+    ]
+
+
+def _fresh_space_path(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    space_path = out / "space.sqlite"
+    for stale in (space_path, Path(f"{space_path}-wal"), Path(f"{space_path}-shm")):
+        stale.unlink(missing_ok=True)  # a previous demo's space may have another seed
+    return space_path
+
+
 def run_demo(
     out: str | Path,
     *,
@@ -224,9 +290,7 @@ def run_demo(
     Stage lines go to stderr unless ``quiet``. Raises :class:`~taskspace.probing.ProbeError` when
     any probe request failed (the local server should never fail).
     """
-    from taskspace.datasets.files import read_outputs, write_outputs
     from taskspace.embedding.surrogate import Surrogate
-    from taskspace.errors import ProbeError
     from taskspace.probing.texts import probe_set
     from taskspace.report import build_report, report_data, selection_summary, write_report
     from taskspace.space.task_space import TaskSpace
@@ -236,76 +300,34 @@ def run_demo(
     say = _say(quiet)
     timings: dict[str, float] = {}
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    space_path = out / "space.sqlite"
-    for stale in (space_path, Path(f"{space_path}-wal"), Path(f"{space_path}-shm")):
-        stale.unlink(missing_ok=True)  # a previous demo's space may have another seed
+    space_path = _fresh_space_path(out)
 
     t0 = time.perf_counter()
     models = demo_models(seed)
     texts = probe_set(n=probe_texts)
-    say(
-        f"serving {len(models)} local prompt-driven models on 127.0.0.1; probing each over HTTP on {len(texts)} probe texts"
-    )
-    families = list(dict.fromkeys(fam for fam, _ in models.values()))
-    groups = [[n for n, (fam, _) in models.items() if fam == f] for f in families]
-
-    def done(names: list[str], r: Any) -> None:
-        family = models[names[0]][0]
-        say(f"probed the {len(names)} {family} prompts: {r.usage.calls} requests in {r.elapsed:.1f} s")
-
-    result = asyncio.run(
-        probe_over_http(
-            {n: m for n, (_, m) in models.items()}, texts, progress=not quiet, groups=groups, on_group=done
-        )
-    )
-    u = result.usage
+    result = _probe_stage(models, texts, quiet=quiet, say=say)
     timings["probe"] = time.perf_counter() - t0
-    say(f"probed: {u.calls} requests, {u.errors} errors, {u.total_tokens} tokens in {result.elapsed:.1f} s")
-    if u.errors:
-        raise ProbeError(f"{u.errors} probe requests to the local model server failed:\n{result.summary()}")
     meta = {n: {"family": fam, "kind": m.kind, "prompt": m.prompt} for n, (fam, m) in models.items()}
-    write_outputs(out / "outputs.jsonl", result, probe_set={"version": 1, "n": len(texts)}, meta=meta)
+    result.save(out / "outputs.jsonl", probe_set={"version": 1, "n": len(texts)}, meta=meta)
 
     t0 = time.perf_counter()
     sur = Surrogate(seed=seed)
-    accuracy: dict[str, dict[str, float]] = {}
-    candidates: dict[str, list[str]] = {}
     with TaskSpace(sur, space_path) as space:
-        for dataset, family in DEMO_DATASETS.items():
-            (seen_t, seen_y), (held_t, held_y) = split(dataset)
-            space.add(
-                sur.dataset_embedding(
-                    seen_t, seen_y, mode=mode, name=dataset, meta={"dataset": dataset, "split": "even rows"}
-                )
-            )
-            names = [n for n, (fam, _) in models.items() if fam == family]
-            candidates[dataset] = names
-            # Ground truth, measured on the held-out half the task space never sees.
-            accuracy[dataset] = {
-                n: float(np.mean(np.array(models[n][1].predict(held_t)) == np.array(held_y))) for n in names
-            }
+        accuracy, candidates = _embed_datasets(space, models, mode)
         say(f"embedded {len(DEMO_DATASETS)} datasets (DTEs)")
         for name in models:
             space.add(result[name].embedding(sur, mode=mode, meta={"family": models[name][0]}))
         timings["embed"] = time.perf_counter() - t0
         say(f"embedded {len(models)} prompted models (MTEs) with surrogate {sur.fingerprint} -> {space_path}")
         (out / "accuracy.json").write_text(json.dumps(accuracy, indent=2) + "\n", encoding="utf-8")
-        notes = [
-            f"Made by <code>taskspace demo --seed {seed} --mode {mode}</code>: {len(models)} local prompt-driven models "
-            f"(zero-shot and in-context prompts) served on 127.0.0.1 and probed over HTTP on {len(texts)} texts "
-            "of the built-in probe set; dataset embeddings from the even rows of each built-in dataset; accuracies "
-            "measured on the odd rows. The local models use a hashed n-gram encoder, so their accuracies are "
-            "modest and close to each other; the ranking is judged against them honestly.",
-        ]
         t0 = time.perf_counter()
         data = report_data(
             space,
             title="taskspace demo",
             accuracy=accuracy,
             candidates=candidates,
-            notes=notes,
-            outputs=read_outputs(out / "outputs.jsonl"),  # usage as `taskspace report` reads it
+            notes=_notes(seed, mode, len(models), len(texts)),
+            outputs=result,
         )
     report = write_report(out / "report.html", build_report(data))
     timings["report"] = time.perf_counter() - t0
@@ -315,8 +337,8 @@ def run_demo(
         selection=data.selection,
         summaries={d: selection_summary(rows) for d, rows in data.selection.items()},
         timings=timings,
-        requests=u.calls,
-        errors=u.errors,
+        requests=result.usage.calls,
+        errors=result.usage.errors,
     )
 
 

@@ -10,6 +10,9 @@ from typing import Any
 
 from taskspace.cli import CliError, ExitCode
 
+#: One line of the command's table: model name, what happened, whether it failed.
+Row = tuple[str, str, bool]
+
 EXAMPLE = """\
 CONFIG is a `taskspace probe` config (see `taskspace probe --help`): its models and prompts, endpoints,
 limits and probe set. The first run for a model probes it on the first --n probe texts and keeps
@@ -88,99 +91,108 @@ def _probe(config: Any, models: list[Any], texts: list[str], pairs: list[str] | 
         ) from None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Store baselines for new models, check the others for drift; return the exit code."""
-    import numpy as np
-
-    import taskspace as ts
-    from taskspace.probing.config import load_probe_config
-
+def _check_args(args: argparse.Namespace) -> None:
     for flag, value, low in (("--n", args.n, 8), ("--n-boot", args.n_boot, 20)):
         if value < low:
             raise CliError(f"{flag} must be >= {low}, got {value}")
     if not 0 < args.alpha < 1:
         raise CliError(f"--alpha must be in (0, 1), got {args.alpha}")
-    config = load_probe_config(args.config)
+
+
+def _chosen_models(config: Any, args: argparse.Namespace) -> list[Any]:
+    """The config's models, or those named by ``--model`` (a usage error for an unknown name)."""
     models = config.models
-    if args.model:
-        known = {m.name for m in models}
-        missing = [name for name in args.model if name not in known]
-        if missing:
-            raise CliError(
-                f"{args.config}: no model named {', '.join(missing)} (models: {', '.join(sorted(known))})"
-            )
-        models = [m for m in models if m.name in set(args.model)]
-    path = Path(args.space)
-    space = ts.TaskSpace.open(path) if path.is_file() else ts.TaskSpace(ts.Surrogate(), path)
-    rows: list[tuple[str, str]] = []
-    failed = drifted = False
-    with space:
+    if not args.model:
+        return list(models)
+    known = {m.name for m in models}
+    missing = [name for name in args.model if name not in known]
+    if missing:
+        raise CliError(
+            f"{args.config}: no model named {', '.join(missing)} (models: {', '.join(sorted(known))})"
+        )
+    return [m for m in models if m.name in set(args.model)]
+
+
+def _store_baselines(
+    space: Any, config: Any, new: list[Any], args: argparse.Namespace, mode: str
+) -> list[Row]:
+    """Probe the new models on the first ``--n`` texts and store their answers as baselines."""
+    texts = config.texts[: args.n]
+    pairs = None if config.text_pairs is None else config.text_pairs[: args.n]
+    result = _probe(config, new, texts, pairs, args)
+    rows: list[Row] = []
+    for m in new:
+        answers = _answers(result[m.name], mode)
+        answered = sum(a is not None for a in answers)
+        if answered < 8:
+            rows.append((m.name, f"FAILED: only {answered} answers; no baseline", True))
+            continue
+        space.set_drift_baseline(m.name, texts, answers, text_pairs=pairs, mode=mode)
+        rows.append((m.name, f"baseline stored ({answered} of {len(texts)} texts)", False))
+    return rows
+
+
+def _check_drift(space: Any, config: Any, m: Any, args: argparse.Namespace) -> tuple[Row, bool]:
+    """Re-probe one model on its baseline texts and record the drift test; ``(row, drifted)``."""
+    import numpy as np
+
+    from taskspace.embedding.drift import drift
+
+    base = space.drift_baseline(m.name)
+    assert base is not None
+    result = _probe(config, [m], base["texts"], base["text_pairs"], args)
+    now = _answers(result[m.name], base["mode"])
+    keep = [
+        i
+        for i, (a, b) in enumerate(zip(base["outputs"], now, strict=True))
+        if a is not None and b is not None
+    ]
+    if len(keep) < 8:
+        return (m.name, f"FAILED: only {len(keep)} texts answered in both runs", True), False
+    then = [base["outputs"][i] for i in keep]
+    current = [now[i] for i in keep]
+    soft = (isinstance(then[0], list), isinstance(current[0], list))
+    if soft[0] != soft[1]:
+        why = "FAILED: one run has label probabilities, the other plain labels; use --rebaseline"
+        return (m.name, why, True), False
+    report = drift(
+        space.surrogate,
+        [base["texts"][i] for i in keep],
+        np.array(then) if soft[0] else then,
+        np.array(current) if soft[1] else current,
+        text_pairs=None if base["text_pairs"] is None else [base["text_pairs"][i] for i in keep],
+        mode=base["mode"],
+        n_boot=args.n_boot,
+        alpha=args.alpha,
+        seed=args.seed,
+    )
+    when = space.record_drift(m.name, report)
+    return (m.name, f"{report}  [{when:%Y-%m-%d %H:%M} UTC]", False), report.drifted
+
+
+def run(args: argparse.Namespace) -> int:
+    """Store baselines for new models, check the others for drift; return the exit code."""
+    from taskspace.cli._common import open_or_create_space
+    from taskspace.probing.config import load_probe_config
+
+    _check_args(args)
+    config = load_probe_config(args.config)
+    models = _chosen_models(config, args)
+    drifted = False
+    with open_or_create_space(Path(args.space), {}) as space:
         mode = space.mode or "label"
         new = [m for m in models if args.rebaseline or space.drift_baseline(m.name) is None]
+        rows = _store_baselines(space, config, new, args, mode) if new else []
         new_names = {m.name for m in new}
-        if new:
-            texts = config.texts[: args.n]
-            pairs = None if config.text_pairs is None else config.text_pairs[: args.n]
-            result = _probe(config, new, texts, pairs, args)
-            for m in new:
-                answers = _answers(result[m.name], mode)
-                if sum(a is not None for a in answers) < 8:
-                    rows.append(
-                        (m.name, f"FAILED: only {sum(a is not None for a in answers)} answers; no baseline")
-                    )
-                    failed = True
-                    continue
-                space.set_drift_baseline(m.name, texts, answers, text_pairs=pairs, mode=mode)
-                rows.append(
-                    (m.name, f"baseline stored ({sum(a is not None for a in answers)} of {len(texts)} texts)")
-                )
         for m in models:
-            if m.name in new_names:
-                continue
-            base = space.drift_baseline(m.name)
-            assert base is not None
-            result = _probe(config, [m], base["texts"], base["text_pairs"], args)
-            now = _answers(result[m.name], base["mode"])
-            keep = [
-                i
-                for i, (a, b) in enumerate(zip(base["outputs"], now, strict=True))
-                if a is not None and b is not None
-            ]
-            if len(keep) < 8:
-                rows.append((m.name, f"FAILED: only {len(keep)} texts answered in both runs"))
-                failed = True
-                continue
-            then = [base["outputs"][i] for i in keep]
-            current = [now[i] for i in keep]
-            soft = (isinstance(then[0], list), isinstance(current[0], list))
-            if soft[0] != soft[1]:
-                rows.append(
-                    (
-                        m.name,
-                        "FAILED: one run has label probabilities, the other plain labels; use --rebaseline",
-                    )
-                )
-                failed = True
-                continue
-            pairs = None if base["text_pairs"] is None else [base["text_pairs"][i] for i in keep]
-            report = ts.drift(
-                space.surrogate,
-                [base["texts"][i] for i in keep],
-                np.array(then) if soft[0] else then,
-                np.array(current) if soft[1] else current,
-                text_pairs=pairs,
-                mode=base["mode"],
-                n_boot=args.n_boot,
-                alpha=args.alpha,
-                seed=args.seed,
-            )
-            when = space.record_drift(m.name, report)
-            drifted |= report.drifted
-            rows.append((m.name, f"{report}  [{when:%Y-%m-%d %H:%M} UTC]"))
-    width = max(len(name) for name, _ in rows) if rows else 0
-    for name, text in rows:
+            if m.name not in new_names:
+                row, changed = _check_drift(space, config, m, args)
+                rows.append(row)
+                drifted |= changed
+    width = max(len(name) for name, _, _ in rows) if rows else 0
+    for name, text, _ in rows:
         print(f"{name.ljust(width)}  {text}")
-    if failed:
+    if any(failed for _, _, failed in rows):
         print("taskspace drift: some models could not be checked (see above)", file=sys.stderr)
         return int(ExitCode.FAILED)
     return int(ExitCode.FAILED if drifted and args.fail_on_drift else ExitCode.OK)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from taskspace.cli import CliError, ExitCode
+from taskspace.cli._common import open_or_create_space, progress_printer, ray_module
 
 EXAMPLE = """\
 Datasets are files with columns text, label and (for pair tasks) text_pair: .jsonl, .csv, .tsv or
@@ -92,45 +92,16 @@ def _stats_of(sur: Any, ray_address: str | None) -> Any:
     """``sur.stats``, or the same statistics computed by Ray tasks with ``--ray``."""
     if ray_address is None:
         return sur.stats
-    try:
-        import taskspace.distributed as tsd
-    except ImportError as e:
-        raise CliError(str(e), ExitCode.USAGE) from None
+    tsd = ray_module()
     address = ray_address or None
     return lambda *a, **kw: tsd.stats(sur, *a, ray_address=address, **kw)
 
 
-def _surrogate(args: argparse.Namespace) -> Any:
-    from taskspace.embedding.surrogate import Surrogate
-
-    options = {
+def _surrogate_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The surrogate options given on the command line (for a new space, or to check an old one)."""
+    return {
         k: getattr(args, k) for k in ("features", "dim", "seed", "method") if getattr(args, k) is not None
     }
-    return Surrogate(**options), options
-
-
-def open_space(args: argparse.Namespace) -> Any:
-    """The TaskSpace of ``args.space``: opened if it exists (checking any surrogate options given
-    against it), else created with the options."""
-    from taskspace.space.task_space import TaskSpace
-
-    path = Path(args.space)
-    sur, options = _surrogate(args)
-    if path.exists():
-        space = TaskSpace.open(path)
-        config = space.surrogate.config
-        clash = {k: (v, config.get(k)) for k, v in options.items() if config.get(k) != v}
-        if clash:
-            space.close()
-            k, (given, stored) = next(iter(clash.items()))
-            raise CliError(
-                f"{path}: the space was made with {k}={stored!r}, not {given!r}; "
-                "use a new --space file for another surrogate",
-                ExitCode.USAGE,
-            )
-        return space
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return TaskSpace(sur, path)
 
 
 def _named(spec: str) -> tuple[str | None, str]:
@@ -140,35 +111,43 @@ def _named(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
-def run(args: argparse.Namespace) -> int:
-    """Read every input first (so a bad file changes nothing), then embed and store."""
-    from taskspace.datasets.files import read_dataset, read_outputs
+def _read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
+    """The dataset files and the probe results (only the models asked for), all read before
+    anything is embedded, so a bad file or name changes nothing."""
+    from taskspace.datasets.files import read_dataset
+    from taskspace.probing.result import ProbeResult
 
     if not args.dataset and not args.outputs:
         raise CliError("nothing to embed: give --dataset FILE and/or --outputs FILE", ExitCode.USAGE)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     datasets = [read_dataset(file, name=name) for name, file in map(_named, args.dataset)]
-    outputs = [read_outputs(file) for file in args.outputs]
-    wanted = None if args.model is None else set(args.model)
-    if wanted is not None:
-        found = {name for o in outputs for name in o.models}
-        missing = sorted(wanted - found)
+    results = [ProbeResult.load(file) for file in args.outputs]
+    if args.model is not None:
+        missing = sorted(set(args.model) - {name for r in results for name in r.models})
         if missing:
             raise CliError(f"--model {missing[0]!r}: no such model in the outputs files", ExitCode.USAGE)
-    names = [d.name for d in datasets] + [
-        m for o in outputs for m in o.models if wanted is None or m in wanted
-    ]
+        for r in results:
+            r.models = {name: m for name, m in r.models.items() if name in args.model}
+    names = [d.name for d in datasets] + [name for r in results for name in r.models]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
         raise CliError(f"the name {dup!r} is given twice; name datasets with NAME=FILE", ExitCode.USAGE)
+    return datasets, results
 
-    space = open_space(args)
-    with space:
-        mode = space.mode or args.mode or "text"
-        if args.mode is not None and space.mode is not None and args.mode != space.mode:
-            raise CliError(
-                f"{args.space} holds {space.mode}-mode embeddings, not {args.mode}", ExitCode.USAGE
-            )
+
+def _space_mode(space: Any, args: argparse.Namespace) -> str:
+    """The output encoding: the space's own, else ``--mode``, else text (a clash is a usage error)."""
+    if args.mode is not None and space.mode is not None and args.mode != space.mode:
+        raise CliError(f"{args.space} holds {space.mode}-mode embeddings, not {args.mode}", ExitCode.USAGE)
+    return str(space.mode or args.mode or "text")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read every input first (so a bad file changes nothing), then embed and store."""
+    say = progress_printer(args.quiet)
+    datasets, results = _read_inputs(args)
+    total = len(datasets) + sum(len(r) for r in results)
+    with open_or_create_space(args.space, _surrogate_options(args)) as space:
+        mode = _space_mode(space, args)
         sur = space.surrogate
         stats = _stats_of(sur, args.ray)
 
@@ -178,7 +157,6 @@ def run(args: argparse.Namespace) -> int:
                 say(f"note: {kind} {name!r} carries no information; its embedding is the zero vector")
             space.add(e, replace=True)
 
-        total = len(names)
         done = 0
         t0 = time.perf_counter()
         for d in datasets:
@@ -186,17 +164,14 @@ def run(args: argparse.Namespace) -> int:
             add("dataset", d.name, s, {"dataset": d.name, "file": str(d.path)})
             done += 1
             say(f"[{done}/{total}] dataset {d.name}: {len(d)} examples")
-        for o in outputs:
-            for name, m in o.models.items():
-                if wanted is not None and name not in wanted:
-                    continue
-                texts, pairs, outs = m.embedding_inputs(o.texts, o.text_pairs, mode)
-                if not texts:
-                    raise CliError(f"model {name!r} has no outputs to embed", ExitCode.FAILED)
-                meta = {"model": name, **m.meta, "probe_texts": len(o.texts), "used": len(texts)}
-                add("model", name, stats(texts, outs, text_pairs=pairs, mode=mode), meta)
-                done += 1
-                say(f"[{done}/{total}] model {name}: {len(texts)} of {len(o.texts)} probe texts")
+        for name, m in ((name, m) for r in results for name, m in r.models.items()):
+            if m.n_ok == 0:
+                raise CliError(f"model {name!r} has no outputs to embed", ExitCode.FAILED)
+            texts, pairs, outs = m.embedding_inputs(mode)
+            meta = {"model": name, **m.meta, "probe_texts": len(m.outputs), "used": len(texts)}
+            add("model", name, stats(texts, outs, text_pairs=pairs, mode=mode), meta)
+            done += 1
+            say(f"[{done}/{total}] model {name}: {len(texts)} of {len(m.outputs)} probe texts")
         if not args.quiet:
             print(
                 f"{args.space}: {len(space)} embeddings ({len(space.names('dataset'))} datasets, "

@@ -79,7 +79,7 @@ def _positive(value: int | None, flag: str) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from taskspace.evaluation import suite as evaluate
+    from taskspace.evaluation import suite
 
     data = Path(args.data)
     if not data.is_dir():
@@ -94,7 +94,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not out.parent.is_dir():
             raise CliError(f"--json {out}: directory {out.parent} does not exist", ExitCode.USAGE)
     try:
-        results = evaluate.run(
+        results = suite.run(
             data,
             quick=args.quick,
             encoder=args.encoder,
@@ -113,7 +113,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "interrupted; answers so far are in the probe cache: run the same command again to resume",
             ExitCode.INTERRUPTED,
         ) from None
-    print(evaluate.format_table(results))
+    print(suite.format_table(results))
     if args.llm:
         results["llm"] = _llm(args)
     if args.json is not None:
@@ -126,22 +126,23 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _llm(args: argparse.Namespace) -> dict[str, Any]:
-    from taskspace.evaluation import llm as evaluate_llm
-    from taskspace.evaluation import suite as evaluate
+    from taskspace.evaluation import llm
+    from taskspace.evaluation.encoders import default_cache_dir
+    from taskspace.evaluation.llama_server import unavailable_reason
 
-    reason = evaluate_llm.unavailable_reason()
+    reason = unavailable_reason()
     if reason is not None:
         raise CliError(f"--llm: {reason}", ExitCode.USAGE)
-    cache_dir = Path(args.cache_dir) if args.cache_dir else evaluate.default_cache_dir()
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     cache = None if args.no_cache else cache_dir / "llm-probe.sqlite"
     if cache is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
     try:
-        res = evaluate_llm.run(args.data, cache=cache, progress=not args.quiet, seed=args.seed)
+        res = llm.run(args.data, cache=cache, progress=not args.quiet, seed=args.seed)
     except KeyboardInterrupt:
         raise CliError(
             "interrupted; LLM answers so far are in the probe cache: run the same command again to resume",
             ExitCode.INTERRUPTED,
         ) from None
-    print(evaluate_llm.format_table(res))
+    print(llm.format_table(res))
     return res

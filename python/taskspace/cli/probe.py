@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from taskspace.cli import CliError, ExitCode
+from taskspace.cli._common import progress_printer, ray_module
 
 EXAMPLE = """\
 example config (probe.toml; every key is explained in docs/cli.md):
@@ -98,10 +99,7 @@ def _probe_log(*, enabled: bool) -> Iterator[None]:
 
 def _probe_on_ray(config: Any, args: argparse.Namespace) -> Any:
     """``--ray``: the same run as Ray tasks (:func:`taskspace.distributed.probe`)."""
-    try:
-        from taskspace.distributed import probe as ray_probe
-    except ImportError as e:
-        raise CliError(str(e), ExitCode.USAGE) from None
+    tsd = ray_module()
     for key, value in (("budget", config.budget), ("concurrency", config.concurrency)):
         if value is not None:
             raise CliError(
@@ -109,7 +107,7 @@ def _probe_on_ray(config: Any, args: argparse.Namespace) -> Any:
                 "at every request); remove it or run without --ray",
                 ExitCode.USAGE,
             )
-    return ray_probe(
+    return tsd.probe(
         config.models,
         config.texts,
         text_pairs=config.text_pairs,
@@ -147,7 +145,6 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, probe, write the outputs file; return the exit code."""
     from pathlib import Path
 
-    from taskspace.datasets.files import write_outputs
     from taskspace.probing.config import load_probe_config
     from taskspace.probing.runner import probe
 
@@ -156,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         config.outputs = Path(args.outputs)
     if args.cache:
         config.cache = Path(args.cache)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    say = progress_printer(args.quiet)
     say(
         f"probing {len(config.models)} model(s) on {len(config.texts)} texts; "
         f"cache {config.cache}, outputs {config.outputs}"
@@ -164,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     config.cache.parent.mkdir(parents=True, exist_ok=True)
     with _probe_log(enabled=not args.quiet):
         result = _probe(config, args, probe)
-    write_outputs(config.outputs, result, probe_set=config.probe_set, meta=config.meta)
+    result.save(config.outputs, probe_set=config.probe_set, meta=config.meta)
     if not args.quiet:
         print(result.summary())
         print(f"wrote {config.outputs}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from taskspace.cli import CliError, ExitCode
-from taskspace.cli.compare import open_space
+from taskspace.cli._common import read_space
 
 EXAMPLE = """\
 The report is one HTML file with inline SVG figures and CSS: it opens offline in any browser and
@@ -75,12 +75,12 @@ def sections(args: argparse.Namespace) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Collect the data, render the sections, write the file."""
-    from taskspace.datasets.files import read_outputs
+    from taskspace.probing.result import ProbeResult
     from taskspace.report import build_report, report_data, write_report
 
-    outputs = read_outputs(args.outputs) if args.outputs else None
+    outputs = ProbeResult.load(args.outputs) if args.outputs else None
     accuracy = read_accuracy(args.accuracy) if args.accuracy else None
-    with open_space(args.space) as space:
+    with read_space(args.space) as space:
         if len(space) == 0:
             raise CliError(f"{args.space} is empty; add embeddings with `taskspace embed`", ExitCode.USAGE)
         data = report_data(

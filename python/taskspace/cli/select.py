@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from taskspace.cli import CliError, ExitCode
-from taskspace.cli.compare import FORMATS, open_space, render
+from taskspace.cli._common import FORMATS, emit, read_space, render
 
 EXAMPLE = """\
 The dataset and the candidates must be in the space (`taskspace embed`). Candidates default to
@@ -88,17 +87,14 @@ def ranking(space: Any, args: argparse.Namespace) -> list[tuple[str, float]]:
 
 def read_costs(path: str) -> dict[str, float]:
     """Candidate -> cost per call from a TOML file (``name = cost``, or under ``[costs]``)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+    from taskspace._toml import TOMLDecodeError, loads
 
     try:
         source = Path(path).read_text(encoding="utf-8")
-        data = tomllib.loads(source)
+        data = loads(source)
     except OSError as e:
         raise CliError(f"--costs: cannot read {path} ({e.strerror})") from None
-    except tomllib.TOMLDecodeError as e:
+    except TOMLDecodeError as e:
         raise CliError(f"{path}: not valid TOML: {e}") from None
     table = data.get("costs", data)
     for name, value in table.items():
@@ -119,7 +115,7 @@ def _run_with_costs(args: argparse.Namespace) -> int:
     from taskspace.errors import InvalidInputError
 
     costs = read_costs(args.costs)
-    with open_space(args.space) as space:
+    with read_space(args.space) as space:
         ranking(space, args)  # the same checks (dataset, candidates, -k) as without costs
         try:
             sel = space.select(args.dataset, candidates(space, args), costs=costs, tolerance=args.tolerance)
@@ -128,14 +124,8 @@ def _run_with_costs(args: argparse.Namespace) -> int:
     header = ["rank", "candidate", "cosine", "cost/call", "chosen"]
     shown = sel if args.k is None else sel[: args.k]
     rows = [[i + 1, n, s, sel.costs[n], "*" if n == sel.choice else ""] for i, (n, s) in enumerate(shown)]
-    text = render(header, rows, args.format)
-    if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        if args.format == "table":
-            print(f"for dataset {args.dataset} choose {sel.choice}: {sel.reason}")
-        print(text)
+    heading = f"for dataset {args.dataset} choose {sel.choice}: {sel.reason}"
+    emit(render(header, rows, args.format), args.output, heading=heading if args.format == "table" else None)
     return int(ExitCode.OK)
 
 
@@ -143,18 +133,10 @@ def run(args: argparse.Namespace) -> int:
     """Rank and print."""
     if args.costs:
         return _run_with_costs(args)
-    with open_space(args.space) as space:
+    with read_space(args.space) as space:
         ranked = ranking(space, args)
     header = ["rank", "candidate", "cosine"]
     rows = [[i + 1, name, score] for i, (name, score) in enumerate(ranked)]
-    text = render(header, rows, args.format)
-    if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        if args.format == "table":
-            print(
-                f"for dataset {args.dataset} the best candidate is {ranked[0][0]} (cosine {ranked[0][1]:.4f})"
-            )
-        print(text)
+    heading = f"for dataset {args.dataset} the best candidate is {ranked[0][0]} (cosine {ranked[0][1]:.4f})"
+    emit(render(header, rows, args.format), args.output, heading=heading if args.format == "table" else None)
     return int(ExitCode.OK)

@@ -45,7 +45,8 @@ def _positive(kind: type) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from taskspace.errors import TaskspaceError
-    from taskspace.service.app import Limits, serve
+    from taskspace.service.limits import Limits
+    from taskspace.service.run import serve
 
     if not os.path.isfile(args.space):
         raise CliError(

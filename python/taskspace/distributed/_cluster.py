@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import ray
-
-from taskspace.errors import InvalidInputError
 
 
 def connect(ray_address: str | None) -> None:
@@ -25,11 +20,3 @@ def connect(ray_address: str | None) -> None:
 def cluster_cpus() -> int:
     """CPUs of the whole cluster (at least 1)."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-
-def positive_int(value: Any, what: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise InvalidInputError(f"{what} must be >= {minimum}, got {value}")
-    return int(value)

@@ -1,15 +1,18 @@
 """Distributed probing: (model, probe-shard) work items as Ray tasks, limits shared across workers.
 
-The driver plans the run exactly as :func:`taskspace.probe` does (same models, same cache keys, same
-cache hits), then sends the inputs still to ask, in shards, to Ray tasks. Each task runs the
-single-machine runner (:mod:`taskspace.probing.runner`: retries, parsing, errors, usage records) on
-its shard, with two changes: its endpoint limits are a proxy to the run's limiter actor for that
-endpoint (one :class:`~taskspace.probing.limits.EndpointLimits` for the whole cluster: RPM, TPM and
-the 429 pause), and its cache is a private temporary file whose new rows the task reports every
-half second. The driver writes those rows into the real cache as they arrive and, when a shard
-ends, folds its outputs, errors and call records into its own run, so the result and the cache are
-the ones a local run would produce, and a killed run resumes as on one machine (re-asking at most
-the last half second of each running task's answers).
+The driver builds the run's :class:`~taskspace.probing.plan.Plan` exactly as :func:`taskspace.probe`
+does (same models, same cache keys, same cache hits), then sends the inputs still to ask, in shards,
+to Ray tasks. Each task runs the single-machine :class:`~taskspace.probing.runner.Runner` (retries,
+parsing, errors, usage records) on a plan of its shard, with two changes passed to its constructor:
+``limits_for=`` gives each endpoint a proxy to the run's limiter actor for that endpoint (one
+:class:`~taskspace.probing.limits.EndpointLimits` for the whole cluster: RPM, TPM and the 429
+pause), ``workers=`` its share of the endpoint's ``max_concurrency``; and its cache is a private
+temporary file whose new rows the task reports every half second. The driver writes those rows into
+the real cache as they arrive and, when a shard ends, folds its outputs, errors and call records
+into its own plan (:meth:`~taskspace.probing.plan.ModelPlan.outcome`,
+:meth:`~taskspace.probing.plan.ModelPlan.record`), so the result and the cache are the ones a local
+run would produce, and a killed run resumes as on one machine (re-asking at most the last half
+second of each running task's answers).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +31,16 @@ from typing import Any
 import numpy as np
 import ray
 
-from taskspace.distributed._cluster import cluster_cpus, connect, positive_int
+from taskspace import _checks
+from taskspace.distributed._cluster import cluster_cpus, connect
 from taskspace.errors import ProbeError
-from taskspace.probing.cache import CacheWriter, ProbeCache, request_key_from
+from taskspace.probing.cache import CacheWriter, ProbeCache
 from taskspace.probing.endpoints import OpenAIEndpoint
 from taskspace.probing.limits import EndpointLimits
+from taskspace.probing.plan import ModelPlan, Plan
 from taskspace.probing.progress import Progress
 from taskspace.probing.result import CallRecord, ItemError, ProbeResult
-from taskspace.probing.runner import (  # the single-machine runner, reused as it is
-    _Model,
-    _Run,
-    check_probe_arguments,
-    open_cache,
-)
+from taskspace.probing.runner import Runner, check_probe_arguments, open_cache
 
 __all__ = ["probe"]
 
@@ -122,9 +122,9 @@ class _Rows:
 class _RowReader:
     """Reads the rows of a task's private cache that were not reported yet."""
 
-    def __init__(self, m: _Model, cache: ProbeCache, texts: list[str], pairs: list[str] | None) -> None:
-        self.m, self.cache, self.texts, self.pairs = m, cache, texts, pairs
-        self.unsent: dict[int, str] | None = None  # the keys exist once the runner has planned
+    def __init__(self, m: ModelPlan, cache: ProbeCache) -> None:
+        self.m, self.cache = m, cache
+        self.unsent: dict[int, str] | None = None  # the keys exist once the plan is prepared
         self.errors_sent = 0
 
     def take(self) -> _Rows:
@@ -132,7 +132,7 @@ class _RowReader:
         (key, status, cause, attempts) of new errors."""
         m = self.m
         if self.unsent is None:
-            self.unsent = dict(enumerate((m.keys if m.http else m.cache_keys) or []))
+            self.unsent = dict(enumerate(m.keys or []))
         answers = []
         got = self.cache.get_many(self.unsent.values()) if self.unsent else {}
         for i, key in list(self.unsent.items()):
@@ -140,12 +140,9 @@ class _RowReader:
             if hit is None:
                 continue
             del self.unsent[i]
-            if m.http:
-                request = m.canonical[i]
-            else:
-                pair = None if self.pairs is None else self.pairs[i]
-                request = request_key_from(m.key_prefix, None, [self.texts[i], pair])[1]
-            answers.append((key, request, hit.answer, hit.prompt_tokens, hit.completion_tokens, hit.latency))
+            answers.append(
+                (key, m.request(i), hit.answer, hit.prompt_tokens, hit.completion_tokens, hit.latency)
+            )
         errors = self.cache.errors()[self.errors_sent :]
         self.errors_sent += len(errors)
         failures = [(e["key"], e["status"], e["cause"], e["attempts"]) for e in errors]
@@ -171,48 +168,23 @@ def _probe_shard(
         if deadline <= 0:
             yield _Shard([None] * len(texts), skipped=list(range(len(texts))), deadline_hit=True)
             return
-    loop = asyncio.new_event_loop()
-    task: asyncio.Task[Any] | None = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="taskspace-probe-") as tmp:
-            cache = ProbeCache(Path(tmp) / "shard.sqlite")
-            try:
-                run = _Run(
-                    [spec],
-                    texts,
-                    pairs,
-                    cache=cache,
-                    progress=False,
-                    budget=None,
-                    deadline=deadline,
-                    prices=prices,
-                    adaptive=None,
-                    cache_sampled=False,
-                    concurrency=None,
-                    seed=seed,
-                )
-                for g in run.groups:
-                    g.workers = workers
-                    if g.endpoint is not None:
-                        g.limits = _SharedLimits(limiter)  # type: ignore[assignment]
-                task = loop.create_task(run.run())
-                reader = _RowReader(run.models[0], cache, texts, pairs)
-                while not task.done():
-                    loop.run_until_complete(asyncio.wait([task], timeout=_REPORT_EVERY))
-                    if task.done():
-                        break
-                    rows = reader.take()
-                    if rows.answers or rows.failures:
-                        yield rows
-                result = task.result()[spec.name]
-                rest = reader.take()
-            finally:
-                if task is not None and not task.done():  # cancelled: let the runner clean up
-                    task.cancel()
-                    loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
-                cache.close()
-    finally:
-        loop.close()
+    with tempfile.TemporaryDirectory(prefix="taskspace-probe-") as tmp:
+        cache = ProbeCache(Path(tmp) / "shard.sqlite")
+        try:
+            plan = Plan([spec], texts, pairs, cache=cache, prices=prices)
+            runner = Runner(
+                plan,
+                deadline=deadline,
+                seed=seed,
+                workers=workers,
+                limits_for=lambda _endpoint: _SharedLimits(limiter),
+            )
+            reader = _RowReader(plan.models[0], cache)
+            res = yield from _run_reporting(runner, reader)
+            rest = reader.take()
+        finally:
+            cache.close()
+    result = res[spec.name]
     yield _Shard(
         outputs=result.outputs,
         errors=result.errors,
@@ -220,35 +192,56 @@ def _probe_shard(
         records=result.records,
         labels=result.labels,
         stop_reason=result.stop_reason,
-        deadline_hit=run.stop_reason is not None,
+        deadline_hit=res.stop_reason is not None,
         answers=rest.answers,
         failures=rest.failures,
     )
 
 
-class _Plan:
-    """The driver's side of one group (an endpoint's prompted models, or one local model)."""
+def _run_reporting(runner: Runner, reader: _RowReader) -> Generator[_Rows, None, ProbeResult]:
+    """Run ``runner`` on an event loop of its own, yielding the new cache rows every
+    ``_REPORT_EVERY`` seconds; return its result. Closing the generator cancels the run (the runner
+    then closes its session and flushes its cache)."""
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(runner.run())
+    try:
+        while not task.done():
+            loop.run_until_complete(asyncio.wait([task], timeout=_REPORT_EVERY))
+            if task.done():
+                break
+            rows = reader.take()
+            if rows.answers or rows.failures:
+                yield rows
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        loop.close()
 
-    def __init__(self, models: list[_Model], endpoint: OpenAIEndpoint | None, workers: int) -> None:
+
+class _GroupShards:
+    """The driver's side of one group (an endpoint's prompted models, or one local model): its
+    shards still to submit, how many tasks may run at once and with how many workers each."""
+
+    def __init__(self, models: list[ModelPlan], endpoint: OpenAIEndpoint | None, workers: int) -> None:
         self.models = models
         self.endpoint = endpoint
-        self.queue: deque[tuple[_Model, list[int]]] = deque()
+        self.queue: deque[tuple[ModelPlan, list[int]]] = deque()
         self.slots = 1
         self.workers = workers
         self.running = 0
         self.limiter: Any = None
 
 
-def _plans(run: _Run, shard_size: int, cpus: int) -> list[_Plan]:
-    plans = []
-    for g in run.groups:
-        p = _Plan(g.models, g.endpoint, g.workers)
-        chunks = [
-            deque(m.todo[i : i + shard_size] for i in range(0, len(m.todo), shard_size))
-            for m in g.models
-            if not m.stopped()
-        ]
+def _shard_groups(plan: Plan, shard_size: int, cpus: int) -> list[_GroupShards]:
+    out = []
+    for g in plan.groups:
+        p = _GroupShards(g.models, g.endpoint, g.workers)
         owners = [m for m in g.models if not m.stopped()]
+        chunks = [
+            deque(m.todo[i : i + shard_size] for i in range(0, len(m.todo), shard_size)) for m in owners
+        ]
         while any(chunks):  # round-robin over the group's models, as the local feeder does
             for m, q in zip(owners, chunks, strict=True):
                 if q:
@@ -262,14 +255,17 @@ def _plans(run: _Run, shard_size: int, cpus: int) -> list[_Plan]:
             p.limiter = _Limiter.remote(g.endpoint.rpm, g.endpoint.tpm)  # type: ignore[attr-defined]
         else:
             p.slots = min(cpus, len(p.queue))
-        plans.append(p)
-    return plans
+        out.append(p)
+    return out
+
+
+_Job = tuple[_GroupShards, ModelPlan, list[int]]
 
 
 class _Driver:
     def __init__(
         self,
-        run: _Run,
+        plan: Plan,
         *,
         progress: bool,
         deadline: float | None,
@@ -278,33 +274,48 @@ class _Driver:
         cpus_per_task: int,
         seed: int | None,
     ) -> None:
-        self.run = run
+        self.plan = plan
         self.prices = prices
         self.show_progress = progress
         self.deadline = deadline
         self.shard_size = shard_size
         self.cpus_per_task = cpus_per_task
         self.seed = seed
+        self.stop_reason: str | None = None
         self.writer: CacheWriter | None = None
         self.bar: Progress | None = None
         self.submitted = 0
         self.specs: dict[str, Any] = {}
 
-    def _submit(self, plan: _Plan, end_wall: float | None) -> tuple[Any, tuple[_Plan, _Model, list[int]]]:
-        m, idx = plan.queue.popleft()
-        texts = [self.run.texts[i] for i in idx]
-        pairs = None if self.run.pairs is None else [self.run.pairs[i] for i in idx]
+    def _submit(self, group: _GroupShards, end_wall: float | None) -> tuple[Any, _Job]:
+        m, idx = group.queue.popleft()
+        texts = [self.plan.texts[i] for i in idx]
+        pairs = None if self.plan.pairs is None else [self.plan.pairs[i] for i in idx]
         seed = None if self.seed is None else self.seed * 1_000_003 + self.submitted
         self.submitted += 1
-        plan.running += 1
+        group.running += 1
         if m.name not in self.specs:  # a local model may be large: into the object store once
             self.specs[m.name] = ray.put(m.spec)
         ref = _probe_shard.options(num_cpus=self.cpus_per_task).remote(
-            self.specs[m.name], texts, pairs, plan.limiter, plan.workers, end_wall, self.prices, seed
+            self.specs[m.name], texts, pairs, group.limiter, group.workers, end_wall, self.prices, seed
         )
-        return ref, (plan, m, idx)
+        return ref, (group, m, idx)
 
-    def _write(self, m: _Model, rows: _Rows | _Shard) -> None:
+    def _fill(
+        self, groups: list[_GroupShards], running: dict[Any, _Job], window: int, end_wall: float | None
+    ) -> None:
+        """Submit shards until ``window`` tasks run (or none is left): one task per group per turn,
+        so groups share the cluster."""
+        progressed = True
+        while progressed and len(running) < window:
+            progressed = False
+            for group in groups:
+                if group.queue and group.running < group.slots and len(running) < window:
+                    ref, job = self._submit(group, end_wall)
+                    running[ref] = job
+                    progressed = True
+
+    def _write(self, m: ModelPlan, rows: _Rows | _Shard) -> None:
         """Write a task's cache rows through to the cache (committed before anything else)."""
         if self.writer is None:
             return
@@ -314,109 +325,112 @@ class _Driver:
             self.writer.put_error(key, m.name, status, cause, attempts)
         self.writer.flush()
 
-    def _fold(self, plan: _Plan, m: _Model, idx: list[int], shard: _Shard) -> None:
-        run = self.run
+    def _fold(self, group: _GroupShards, m: ModelPlan, idx: list[int], shard: _Shard) -> None:
+        """Fold a finished shard into the run: cache rows, outputs, errors, records, stops."""
         self._write(m, shard)
-        outputs = shard.outputs
-        if shard.labels is not None:
-            if m.labels is None:
-                m.labels = shard.labels
-            elif shard.labels != m.labels:
-                if set(shard.labels) != set(m.labels):
-                    raise ProbeError(
-                        f"{m.name!r} answered with labels {list(shard.labels)} on one shard and "
-                        f"{list(m.labels)} on another"
-                    )
-                perm = [shard.labels.index(x) for x in m.labels]
-                outputs = [o[perm] if isinstance(o, np.ndarray) else o for o in outputs]
+        outputs = _in_model_columns(m, shard)
         for t, o in enumerate(outputs):
             if o is not None:
-                run._outcome(m, idx[t], o, None, "unparseable")
+                m.outcome(idx[t], o, None, "unparseable")
         for e in shard.errors:
-            run._outcome(m, idx[e.index], None, e.cause, e.kind)
+            m.outcome(idx[e.index], None, e.cause, e.kind)
         for rec in shard.records:
             rec.index = idx[rec.index]
-            run._record(m, rec)
+            m.record(rec)
         if shard.deadline_hit:
             self._deadline_reached()
         elif shard.stop_reason is not None:
             # The endpoint refused (401/403/404): every other request to it would fail the same way.
-            for other in plan.models:
+            for other in group.models:
                 if other.stop_reason is None:
                     other.stop_reason = shard.stop_reason
-            plan.queue.clear()
+            group.queue.clear()
         if self.bar is not None:
-            errors = len(shard.errors)
             self.bar.advance(
                 len(idx) - len(shard.skipped),
                 ok=sum(o is not None for o in outputs),
-                errors=errors,
+                errors=len(shard.errors),
                 rate_limited=sum(r.rate_limited for r in shard.records),
                 tokens=sum(r.prompt_tokens + r.completion_tokens for r in shard.records),
                 cost=sum(r.cost for r in shard.records),
             )
 
     def _deadline_reached(self) -> None:
-        if self.run.stop_reason is None:
-            self.run.stop_reason = f"deadline of {self.deadline:g} s reached"
-            logger.warning("probe: %s; shards still running return what they have", self.run.stop_reason)
+        if self.stop_reason is None:
+            self.stop_reason = f"deadline of {self.deadline:g} s reached"
+            logger.warning("probe: %s; shards still running return what they have", self.stop_reason)
 
     def execute(self, cache: ProbeCache | None) -> ProbeResult:
-        run = self.run
+        """Prepare the plan, run its shards on the cluster, return the result."""
         t0 = time.perf_counter()
-        todo = run._start("probe (ray)")
+        todo = self.plan.prepare("probe (ray)")
         cpus = max(1, cluster_cpus() // self.cpus_per_task)
-        plans = _plans(run, self.shard_size, cpus)
-        window = 2 * cpus
+        groups = _shard_groups(self.plan, self.shard_size, cpus)
         bar = Progress(todo, enabled=self.show_progress)
         self.bar = bar if bar.shown else None
-        end = None if self.deadline is None else time.monotonic() + self.deadline
-        end_wall = None if self.deadline is None else time.time() + self.deadline
-        running: dict[Any, tuple[_Plan, _Model, list[int]]] = {}
+        running: dict[Any, _Job] = {}
         try:
             if cache is not None and todo:
                 self.writer = CacheWriter(cache.path)
-            while True:
-                if run.stop_reason is None:
-                    progressed = True
-                    while progressed and len(running) < window:
-                        progressed = False
-                        for plan in plans:  # one task per group per turn: groups share the cluster
-                            if plan.queue and plan.running < plan.slots and len(running) < window:
-                                ref, job = self._submit(plan, end_wall)
-                                running[ref] = job
-                                progressed = True
-                if not running:
-                    break
-                timeout = None if end is None else max(0.0, end - time.monotonic())
-                done, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
-                if not done:
-                    if run.stop_reason is None:
-                        self._deadline_reached()
-                        end = time.monotonic() + _GRACE
-                        continue
-                    logger.warning("probe: %d shards did not return after the deadline", len(running))
-                    break
-                for gen in done:  # a task's generator with its next report ready
-                    plan, m, idx = running[gen]
-                    report: _Rows | _Shard = ray.get(next(gen))  # type: ignore[arg-type,assignment]
-                    if isinstance(report, _Rows):
-                        self._write(m, report)
-                        continue
-                    del running[gen]
-                    plan.running -= 1
-                    self._fold(plan, m, idx, report)
+            self._drive(groups, running, 2 * cpus)
         finally:
             for gen in running:
                 ray.cancel(gen)
-            for plan in plans:
-                if plan.limiter is not None:
-                    ray.kill(plan.limiter)
+            for group in groups:
+                if group.limiter is not None:
+                    ray.kill(group.limiter)
             bar.close()
             if self.writer is not None:
                 writer, self.writer = self.writer, None
                 writer.close()
-        return run._result(time.perf_counter() - t0)
+        return self.plan.result(time.perf_counter() - t0, stop_reason=self.stop_reason)
+
+    def _drive(self, groups: list[_GroupShards], running: dict[Any, _Job], window: int) -> None:
+        """Keep ``window`` tasks running, persist their reports, fold the shards that end; stop
+        submitting at the deadline and give running shards ``_GRACE`` seconds to return."""
+        end = None if self.deadline is None else time.monotonic() + self.deadline
+        end_wall = None if self.deadline is None else time.time() + self.deadline
+        while True:
+            if self.stop_reason is None:
+                self._fill(groups, running, window, end_wall)
+            if not running:
+                return
+            timeout = None if end is None else max(0.0, end - time.monotonic())
+            done, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
+            if not done:
+                if self.stop_reason is None:
+                    self._deadline_reached()
+                    end = time.monotonic() + _GRACE
+                    continue
+                logger.warning("probe: %d shards did not return after the deadline", len(running))
+                return
+            for gen in done:  # a task's generator with its next report ready
+                group, m, idx = running[gen]
+                report: _Rows | _Shard = ray.get(next(gen))  # type: ignore[arg-type,assignment]
+                if isinstance(report, _Rows):
+                    self._write(m, report)
+                    continue
+                del running[gen]
+                group.running -= 1
+                self._fold(group, m, idx, report)
+
+
+def _in_model_columns(m: ModelPlan, shard: _Shard) -> list[Any]:
+    """A shard's outputs with soft label rows in the columns of the model's first shard (a local
+    model's labels come from its first answer, which differs between shards)."""
+    if shard.labels is None:
+        return shard.outputs
+    if m.labels is None:
+        m.labels = shard.labels
+    if shard.labels == m.labels:
+        return shard.outputs
+    if set(shard.labels) != set(m.labels):
+        raise ProbeError(
+            f"{m.name!r} answered with labels {list(shard.labels)} on one shard and "
+            f"{list(m.labels)} on another"
+        )
+    perm = [shard.labels.index(x) for x in m.labels]
+    return [o[perm] if isinstance(o, np.ndarray) else o for o in shard.outputs]
 
 
 def probe(
@@ -468,30 +482,17 @@ def probe(
         if value is not None and value is not False:
             raise ProbeError(
                 f"{name}= is not supported by taskspace.distributed.probe (it needs run-wide state at "
-                "every request); use taskspace.probing on one machine"
+                "every request); use taskspace.probe on one machine"
             )
     models, t, pairs = check_probe_arguments(models, texts, text_pairs, deadline)
-    shard_size = positive_int(shard_size, "shard_size")
-    cpus_per_task = positive_int(cpus_per_task, "cpus_per_task")
+    shard_size = _checks.positive_int(shard_size, "shard_size")
+    cpus_per_task = _checks.positive_int(cpus_per_task, "cpus_per_task")
     store, own_cache = open_cache(cache)
     try:
-        run = _Run(
-            models,
-            t,
-            pairs,
-            cache=store,
-            progress=False,
-            budget=None,
-            deadline=None,
-            prices=prices,
-            adaptive=None,
-            cache_sampled=cache_sampled,
-            concurrency=None,
-            seed=seed,
-        )
+        plan = Plan(models, t, pairs, cache=store, prices=prices, cache_sampled=cache_sampled)
         connect(ray_address)
         driver = _Driver(
-            run,
+            plan,
             progress=progress,
             deadline=None if deadline is None else float(deadline),
             prices=prices,

@@ -16,9 +16,9 @@ import numpy as np
 import ray
 
 from taskspace import _checks
-from taskspace.distributed._cluster import cluster_cpus, connect, positive_int
+from taskspace.distributed._cluster import cluster_cpus, connect
 from taskspace.errors import InvalidInputError
-from taskspace.search.cosine import Pairs, TopK, Vectors, _operands
+from taskspace.search.cosine import Pairs, TopK, Vectors, operands
 from taskspace.search.cosine import pairs_above as local_pairs_above
 from taskspace.search.cosine import similarity as local_similarity
 
@@ -47,7 +47,7 @@ def _block_bounds(n: int, size: int) -> list[tuple[int, int]]:
 def _block_rows(block_rows: int | None, d: int) -> int:
     if block_rows is None:
         return max(1024, _BLOCK_BYTES // (4 * d))
-    return positive_int(block_rows, "block_rows", minimum=_FEW_QUERIES + 1)
+    return _checks.positive_int(block_rows, "block_rows", minimum=_FEW_QUERIES + 1)
 
 
 def _order_key(scores: np.ndarray) -> np.ndarray:
@@ -94,7 +94,7 @@ def _put_blocks(m: np.ndarray, bounds: list[tuple[int, int]]) -> list[ray.Object
 def _window(max_in_flight: int | None) -> int:
     if max_in_flight is None:
         return 2 * cluster_cpus()
-    return positive_int(max_in_flight, "max_in_flight")
+    return _checks.positive_int(max_in_flight, "max_in_flight")
 
 
 def topk(
@@ -127,20 +127,16 @@ def topk(
         >>> (res.ids == ts.similarity(x, top_k=5, exclude_self=True).ids).all()  # doctest: +SKIP
         True
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    if k < 1:
-        raise InvalidInputError(f"k must be >= 1, got {k}")
+    k = _checks.positive_int(k, "k")
     if not isinstance(exclude_self, bool):
         raise TypeError("exclude_self must be a bool")
-    ma, mb = _operands(A, B)
+    ma, mb = operands(A, B)
     if exclude_self and mb is not None:
         raise InvalidInputError("exclude_self applies only when B is None (A compared with itself)")
-    threads = _checks.n_threads(positive_int(cpus_per_task, "cpus_per_task"))
+    threads = _checks.n_threads(_checks.positive_int(cpus_per_task, "cpus_per_task"))
     size = _block_rows(block_rows, ma.shape[1])
     connect(ray_address)
     window = _window(max_in_flight)
-    k = int(k)
     rows = _block_bounds(ma.shape[0], size)
     cols = rows if mb is None else _block_bounds(mb.shape[0], size)
     refs_a = _put_blocks(ma, rows)
@@ -209,8 +205,8 @@ def pairs_above(
         raise TypeError(f"threshold must be a number, got {type(threshold).__name__}") from None
     if not np.isfinite(t):
         raise InvalidInputError("threshold must be finite")
-    ma, mb = _operands(A, B)
-    threads = _checks.n_threads(positive_int(cpus_per_task, "cpus_per_task"))
+    ma, mb = operands(A, B)
+    threads = _checks.n_threads(_checks.positive_int(cpus_per_task, "cpus_per_task"))
     size = _block_rows(block_rows, ma.shape[1])
     connect(ray_address)
     window = _window(max_in_flight)

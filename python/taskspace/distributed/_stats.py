@@ -16,7 +16,7 @@ import numpy as np
 import ray
 
 from taskspace import _checks
-from taskspace.distributed._cluster import connect, positive_int
+from taskspace.distributed._cluster import connect
 from taskspace.embedding.surrogate import Mode, Surrogate, TaskStats
 from taskspace.embedding.task_embedding import TaskEmbedding, warn_if_degenerate
 from taskspace.errors import InvalidInputError
@@ -89,7 +89,7 @@ def stats(
         raise TypeError(f"surrogate must be a taskspace.Surrogate, got {type(surrogate).__name__}")
     if mode not in ("label", "text"):
         raise InvalidInputError(f"mode must be 'label' or 'text', got {mode!r}")
-    shards = positive_int(shards, "shards")
+    shards = _checks.positive_int(shards, "shards")
     t = _checks.texts_list(texts, "texts")
     _checks.check_encodable(t, "texts")
     n = len(t)

@@ -175,8 +175,8 @@ def drift(
         raise TypeError(f"surrogate must be a taskspace.Surrogate, got {type(surrogate).__name__}")
     if mode not in ("label", "text"):
         raise InvalidInputError(f"mode must be 'label' or 'text', got {mode!r}")
-    n_boot = _int(n_boot, "n_boot", 20)
-    seed = _int(seed, "seed", 0)
+    n_boot = _checks.positive_int(n_boot, "n_boot", minimum=20)
+    seed = _checks.positive_int(seed, "seed", minimum=0)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
         raise InvalidInputError(f"alpha must be a number in (0, 1), got {alpha!r}")
     f = surrogate.encode(probe_texts, text_pairs=text_pairs)  # validates the texts
@@ -208,14 +208,6 @@ def drift(
     )
 
 
-def _int(value: Any, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise InvalidInputError(f"{what} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _outputs(sur: Surrogate, base: Any, cur: Any, n: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """Both runs' encoded outputs (n, c) with the same columns, as :meth:`Surrogate.stats` builds them
     (label-mode embeddings do not depend on label names, order or unused labels)."""
@@ -227,7 +219,7 @@ def _outputs(sur: Surrogate, base: Any, cur: Any, n: int, mode: str) -> tuple[np
             texts = _checks.texts_list(outputs, what)
             _checks.same_length(n, len(texts), what)
             _checks.check_encodable(texts, what)
-            out.append(sur._encode(texts, None, _core.NS_OUTPUT, 0))
+            out.append(sur.encode_outputs(texts))
         return out[0], out[1]
     soft = (_checks.is_soft(base), _checks.is_soft(cur))
     if soft[0] != soft[1]:
@@ -252,33 +244,13 @@ def _outputs(sur: Surrogate, base: Any, cur: Any, n: int, mode: str) -> tuple[np
 
 
 def _exact(sur: Surrogate, f: np.ndarray, y: np.ndarray, mode: str) -> np.ndarray:
-    n, (sum_f, sum_y, ff, fy, yy) = sur._core.stats(np.ascontiguousarray(f), np.ascontiguousarray(y), 0)
-    h, c = f.shape[1], y.shape[1]
-    stats = TaskStats(
-        sur.fingerprint,
-        mode,
-        None,
-        int(n),
-        sum_f,
-        sum_y,
-        ff.reshape(h, h),
-        fy.reshape(h, c),
-        yy.reshape(c, c),
-    )
-    return _core_embed(sur, stats)
+    """The embedding vector (float64) of the encoded pairs, as :meth:`Surrogate.model_embedding` gives it."""
+    return _embedding_vector(sur, sur.encoded_stats(f, y, mode=mode))  # type: ignore[arg-type]
 
 
-def _core_embed(sur: Surrogate, s: TaskStats) -> np.ndarray:
-    # The core directly: a degenerate resample is a valid outcome here, not worth a warning.
-    return sur._core.embed(
-        s.n,
-        np.ascontiguousarray(s.sum_f, dtype=np.float64),
-        np.ascontiguousarray(s.sum_y, dtype=np.float64),
-        np.ascontiguousarray(s.ff, dtype=np.float64).ravel(),
-        np.ascontiguousarray(s.fy, dtype=np.float64).ravel(),
-        np.ascontiguousarray(s.yy, dtype=np.float64).ravel(),
-        s.mode,
-    ).astype(np.float64)
+def _embedding_vector(sur: Surrogate, s: TaskStats) -> np.ndarray:
+    # A degenerate resample is a valid outcome here, not worth a warning (embedding_vector never warns).
+    return sur.embedding_vector(s).astype(np.float64)
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -389,7 +361,8 @@ def _bootstrap(
             )
         else:
             base, cur, half_a, half_b = (
-                np.stack([_core_embed(sur, batch.stats(i, j, sur, mode)) for i in range(r)]) for j in range(4)
+                np.stack([_embedding_vector(sur, batch.stats(i, j, sur, mode)) for i in range(r)])
+                for j in range(4)
             )
         shifts[start : start + r] = _distances(base, cur)
         noises[start : start + r] = _distances(half_a, half_b)

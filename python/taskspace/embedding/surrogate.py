@@ -292,6 +292,20 @@ class Surrogate:
         t, p = self._texts(texts, text_pairs)
         return self._encode(t, p, _core.NS_TEXT, _checks.n_threads(n_threads))
 
+    def encode_outputs(self, outputs: Sequence[str], *, n_threads: int | None = None) -> np.ndarray:
+        """The output encoder of text mode: output texts -> float32 array (n, features), exactly as
+        :meth:`stats` encodes ``outputs`` with ``mode="text"`` (outputs hash into a namespace of their
+        own, so an output never collides with an input of the same wording).
+
+        Example:
+            >>> import taskspace as ts
+            >>> ts.Surrogate(features=16).encode_outputs(["yes", "no"]).shape
+            (2, 16)
+        """
+        t = _checks.texts_list(outputs, "outputs")
+        _checks.check_encodable(t, "outputs")
+        return self._encode(t, None, _core.NS_OUTPUT, _checks.n_threads(n_threads))
+
     def _encode(self, texts: list[str], pairs: list[str] | None, namespace: int, threads: int) -> np.ndarray:
         flat = self._core.encode(texts, pairs, namespace, threads)
         return flat.reshape(len(texts), self._features)
@@ -347,6 +361,48 @@ class Surrogate:
             y = self._encode(out_texts, None, _core.NS_OUTPUT, threads)
             labels = None
         f = self._encode(t, p, _core.NS_TEXT, threads)
+        return self._stats(f, y, mode, labels, threads)
+
+    def encoded_stats(
+        self,
+        f: np.ndarray,
+        y: np.ndarray,
+        *,
+        mode: Mode = "label",
+        labels: tuple[str, ...] | None = None,
+        n_threads: int | None = None,
+    ) -> TaskStats:
+        """Additive statistics of pairs already encoded: :meth:`stats` after its encoding step.
+
+        ``f`` is the (n, features) array :meth:`encode` gives for the inputs; ``y`` the (n, C)
+        outputs: one-hot labels or label distributions (label mode), or :meth:`encode_outputs`
+        rows (text mode). ``labels`` names the columns of one-hot labels, if they have names.
+        For code that encodes once and computes statistics of many output sets (drift).
+
+        Example:
+            >>> import numpy as np, taskspace as ts
+            >>> sur = ts.Surrogate(features=16, dim=32)
+            >>> texts, labels = ["good", "bad", "fine", "awful"], ["+", "-", "+", "-"]
+            >>> one_hot = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=np.float32)
+            >>> s = sur.encoded_stats(sur.encode(texts), one_hot, labels=("+", "-"))
+            >>> sur.embed(s) == sur.embed(sur.stats(texts, labels))
+            True
+        """
+        if mode not in ("label", "text"):
+            raise InvalidInputError(f"mode must be 'label' or 'text', got {mode!r}")
+        f = np.ascontiguousarray(f, dtype=np.float32)
+        y = np.ascontiguousarray(y, dtype=np.float32)
+        if f.ndim != 2 or f.shape[1] != self._features:
+            raise InvalidInputError(f"f must have shape (n, {self._features}), got {f.shape}")
+        if y.ndim != 2 or y.shape[0] != f.shape[0] or y.shape[1] < 1:
+            raise InvalidInputError(f"y must have shape ({f.shape[0]}, C) with C >= 1, got {y.shape}")
+        if not (np.isfinite(f).all() and np.isfinite(y).all()):
+            raise InvalidInputError("f and y must be finite")
+        return self._stats(f, y, mode, labels, _checks.n_threads(n_threads))
+
+    def _stats(
+        self, f: np.ndarray, y: np.ndarray, mode: str, labels: tuple[str, ...] | None, threads: int
+    ) -> TaskStats:
         n, (sum_f, sum_y, ff, fy, yy) = self._core.stats(f, y, threads)
         h, c = self._features, y.shape[1]
         return TaskStats(
@@ -370,25 +426,12 @@ class Surrogate:
         features) gets the zero vector; its :attr:`TaskEmbedding.degenerate` is true. This building
         block does not warn; :meth:`dataset_embedding` and :meth:`model_embedding` do.
         """
-        if not isinstance(stats, TaskStats):
-            raise TypeError(f"stats must be TaskStats, got {type(stats).__name__}")
-        if stats.fingerprint != self._fingerprint:
-            raise FingerprintMismatchError(
-                f"statistics were made by surrogate {stats.fingerprint}, not by this one ({self._fingerprint})"
-            )
+        self._check_stats(stats)
         if kind not in ("dataset", "model"):
             raise InvalidInputError(f"kind must be 'dataset' or 'model', got {kind!r}")
         if not isinstance(name, str):
             raise TypeError(f"name must be str, got {type(name).__name__}")
-        vector = self._core.embed(
-            stats.n,
-            np.ascontiguousarray(stats.sum_f, dtype=np.float64),
-            np.ascontiguousarray(stats.sum_y, dtype=np.float64),
-            np.ascontiguousarray(stats.ff, dtype=np.float64).ravel(),
-            np.ascontiguousarray(stats.fy, dtype=np.float64).ravel(),
-            np.ascontiguousarray(stats.yy, dtype=np.float64).ravel(),
-            stats.mode,
-        )
+        vector = self._vector(stats)
         return TaskEmbedding(
             vector=vector,
             fingerprint=self._fingerprint,
@@ -398,6 +441,31 @@ class Surrogate:
             kind=kind,
             n=stats.n,
             meta=meta or {},
+        )
+
+    def embedding_vector(self, stats: TaskStats) -> np.ndarray:
+        """The vector :meth:`embed` would give (float32; the zero vector for a degenerate task),
+        without a :class:`TaskEmbedding` around it: for code that embeds many resamples (drift)."""
+        self._check_stats(stats)
+        return self._vector(stats)
+
+    def _check_stats(self, stats: Any) -> None:
+        if not isinstance(stats, TaskStats):
+            raise TypeError(f"stats must be TaskStats, got {type(stats).__name__}")
+        if stats.fingerprint != self._fingerprint:
+            raise FingerprintMismatchError(
+                f"statistics were made by surrogate {stats.fingerprint}, not by this one ({self._fingerprint})"
+            )
+
+    def _vector(self, stats: TaskStats) -> np.ndarray:
+        return self._core.embed(
+            stats.n,
+            np.ascontiguousarray(stats.sum_f, dtype=np.float64),
+            np.ascontiguousarray(stats.sum_y, dtype=np.float64),
+            np.ascontiguousarray(stats.ff, dtype=np.float64).ravel(),
+            np.ascontiguousarray(stats.fy, dtype=np.float64).ravel(),
+            np.ascontiguousarray(stats.yy, dtype=np.float64).ravel(),
+            stats.mode,
         )
 
     def dataset_embedding(

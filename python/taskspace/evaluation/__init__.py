@@ -1,3 +1,8 @@
 """The benchmark suite (``taskspace evaluate``): model identification, zero-shot prompt selection
 against the zero-label baselines, task similarity, and the real-LLM experiment.
+
+One module per job: ``data`` (the ``--data DIR`` tasks), ``metrics``, ``baselines``, ``encoders``,
+``answers`` (probing and MTEs), ``identification``, ``prompts``, ``prompt_selection``,
+``adaptive_probing``, ``families`` (task similarity), ``suite`` (runs them all), and for the real
+LLM ``llama_server``, ``llm_prompts`` and ``llm``.
 """

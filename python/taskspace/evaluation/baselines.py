@@ -48,7 +48,7 @@ def _checked(probs: Sequence[np.ndarray]) -> np.ndarray:
         raise TypeError(f"probs must be a sequence of (n, C) arrays, got {type(probs).__name__}")
     if len(probs) == 0:
         raise InvalidInputError("probs is empty: need at least one prompt")
-    mats = []
+    mats: list[np.ndarray] = []
     for i, p in enumerate(probs):
         try:
             a = np.asarray(p, dtype=np.float64)

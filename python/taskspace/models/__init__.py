@@ -23,14 +23,7 @@ Example:
 
 from __future__ import annotations
 
-from taskspace.models.config import load_models
-from taskspace.models.encoder import (
-    CachedEncoder,
-    Encoder,
-    HashedNgramEncoder,
-    default_encoder,
-    encoder_name,
-)
+from taskspace.models.encoder import CachedEncoder, Encoder, HashedNgramEncoder
 from taskspace.models.in_context import InContext
 from taskspace.models.prompt_model import PromptModel
 from taskspace.models.zero_shot import ZeroShot
@@ -42,7 +35,4 @@ __all__ = [
     "InContext",
     "PromptModel",
     "ZeroShot",
-    "default_encoder",
-    "encoder_name",
-    "load_models",
 ]

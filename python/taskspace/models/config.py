@@ -32,22 +32,19 @@ default encoder; use the Python API for another encoder.
 
 from __future__ import annotations
 
-import json
-import sys
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
+from taskspace import _toml
+from taskspace.datasets.files import jsonl_rows, line_error
 from taskspace.errors import InvalidInputError
 from taskspace.models.in_context import InContext
 from taskspace.models.prompt_model import PromptModel
 from taskspace.models.zero_shot import ZeroShot
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
-__all__ = ["load_models"]
+__all__ = ["load_models", "model_from_table"]
 
 _ZERO_SHOT_KEYS = {"kind", "template", "label_descriptions", "temperature"}
 _IN_CONTEXT_KEYS = {
@@ -69,7 +66,7 @@ def load_models(path: str | Path) -> dict[str, PromptModel]:
 
     Example:
         >>> import pathlib, tempfile
-        >>> from taskspace.models import load_models
+        >>> from taskspace.models.config import load_models
         >>> config = '''
         ... [models.mood]
         ... kind = "zero-shot"
@@ -86,8 +83,8 @@ def load_models(path: str | Path) -> dict[str, PromptModel]:
     path = Path(path)
     raw = path.read_bytes()
     try:
-        config = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        config = _toml.loads(raw.decode("utf-8"))
+    except (_toml.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InvalidInputError(f"{path} is not valid TOML: {e}") from None
     unknown = set(config) - {"models"}
     if unknown:
@@ -103,13 +100,24 @@ def load_models(path: str | Path) -> dict[str, PromptModel]:
         if not isinstance(table, dict):
             raise InvalidInputError(f"{where} must be a table")
         try:
-            models[name] = _model(name, table, path.parent)
+            models[name] = model_from_table(name, table, path.parent)
         except (InvalidInputError, TypeError) as e:
             raise InvalidInputError(f"{where}: {e}") from e
     return models
 
 
-def _model(name: str, table: dict[str, Any], base: Path) -> PromptModel:
+def model_from_table(name: str, table: dict[str, Any], base: Path) -> PromptModel:
+    """The model one ``[models.NAME]`` table describes (see the module doc for the keys); a
+    ``demonstrations_file`` is read relative to ``base``. Raises
+    :class:`~taskspace.InvalidInputError` or ``TypeError`` (naming the key) for a wrong table and
+    ``FileNotFoundError`` for a missing file; the caller adds where the table is.
+
+    Example:
+        >>> from pathlib import Path
+        >>> table = {"kind": "zero-shot", "template": "It is {}.", "label_descriptions": {"hot": "hot", "cold": "cold"}}
+        >>> model_from_table("weather", table, Path(".")).name
+        'weather'
+    """
     kind = table.get("kind")
     if kind == "zero-shot":
         _known(table, _ZERO_SHOT_KEYS)
@@ -133,7 +141,7 @@ def _model(name: str, table: dict[str, Any], base: Path) -> PromptModel:
         if file is not None:
             if not isinstance(file, str):
                 raise TypeError(f"demonstrations_file must be a path (str), got {type(file).__name__}")
-            inline = _jsonl(base / file)
+            inline = _demonstrations(base / file)
         return InContext(
             inline,
             k=table.get("k", 5),
@@ -151,19 +159,15 @@ def _known(table: dict[str, Any], keys: set[str]) -> None:
         raise InvalidInputError(f"unknown keys {sorted(unknown)!r}; allowed: {sorted(keys)!r}")
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
+def _demonstrations(path: Path) -> list[dict[str, Any]]:
+    """The ``{"text", "label"}`` rows of a demonstrations file (JSON Lines)."""
+    if not path.is_file():  # load_models promises FileNotFoundError for a missing file
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
     demos = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InvalidInputError(f"{path}, line {number}: not valid JSON: {e}") from None
-            if not isinstance(row, dict) or not {"text", "label"} <= set(row):
-                raise InvalidInputError(f"{path}, line {number}: expected an object with 'text' and 'label'")
-            demos.append({"text": row["text"], "label": row["label"]})
+    for number, row in jsonl_rows(path):
+        if not {"text", "label"} <= set(row):
+            raise line_error(path, number, "expected an object with 'text' and 'label'")
+        demos.append({"text": row["text"], "label": row["label"]})
     if not demos:
         raise InvalidInputError(f"{path} has no demonstrations")
     return demos

@@ -101,7 +101,7 @@ def encoder_name(encoder: Any) -> str:
     """A stable name for an encoder: its ``name`` attribute if it has one, else its qualified name.
 
     Example:
-        >>> from taskspace.models import HashedNgramEncoder, encoder_name
+        >>> from taskspace.models.encoder import HashedNgramEncoder, encoder_name
         >>> encoder_name(HashedNgramEncoder(features=8, seed=1, hash_bits=12))  # doctest: +ELLIPSIS
         'hashed-ngram-v...-f8-s1-b12'
         >>> encoder_name(len)
@@ -227,7 +227,7 @@ def default_encoder() -> CachedEncoder:
     All models built without an ``encoder`` share it (and its cache).
 
     Example:
-        >>> from taskspace.models import default_encoder
+        >>> from taskspace.models.encoder import default_encoder
         >>> default_encoder() is default_encoder()
         True
         >>> default_encoder().name  # doctest: +ELLIPSIS

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from taskspace import _checks
 from taskspace.errors import InvalidInputError
 from taskspace.models.encoder import Encoder
-from taskspace.models.prompt_model import PromptModel, check_label, check_temperature, unit_rows
+from taskspace.models.prompt_model import PromptModel, check_label, check_temperature
 
 __all__ = ["InContext"]
 
@@ -33,7 +34,7 @@ class InContext(PromptModel):
             of the demonstrations in order of first appearance. A label may have no demonstration;
             a demonstration's label must be one of them. At least two labels.
         encoder: any callable texts -> ``(n, d)`` vectors; default: the shared built-in hashed
-            n-gram encoder (:func:`~taskspace.models.default_encoder`).
+            n-gram encoder (:func:`~taskspace.models.encoder.default_encoder`).
         name: the model's name; default ``"in-context-<12 hex digits of sha256(prompt)>"``.
         temperature: how sharply nearer neighbours outweigh farther ones (> 0).
         smoothing: weight of the uniform distribution mixed into every answer, in [0, 1).
@@ -104,7 +105,7 @@ class InContext(PromptModel):
         self._y = np.zeros((len(texts), len(label_set)))
         self._y[np.arange(len(texts)), [column[lab] for lab in demo_labels]] = 1.0
         self._prior = self._y.mean(axis=0)
-        self._vectors = unit_rows(self.encoder(list(texts)))
+        self._vectors = _checks.unit_rows(self.encoder(list(texts)), dtype=np.float64)
         if not self._vectors.any():
             raise InvalidInputError(
                 "every demonstration encodes to the zero vector (no words the encoder knows)"

@@ -60,13 +60,6 @@ def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """float64 rows scaled to unit length; zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-
-
 class PromptModel(ABC):
     """Base class of the local prompt-driven models (not used directly).
 
@@ -149,7 +142,7 @@ class PromptModel(ABC):
         return [labels[j] for j in probs.argmax(axis=1)] if len(probs) else []
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return unit_rows(self._encoder(texts))
+        return _checks.unit_rows(self._encoder(texts), dtype=np.float64)
 
     @abstractmethod
     def _proba(self, x: np.ndarray) -> np.ndarray:

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from taskspace import _checks
 from taskspace.errors import InvalidInputError
 from taskspace.models.encoder import Encoder
-from taskspace.models.prompt_model import PromptModel, check_label, check_temperature, softmax, unit_rows
+from taskspace.models.prompt_model import PromptModel, check_label, check_temperature, softmax
 
 __all__ = ["ZeroShot"]
 
@@ -34,7 +35,7 @@ class ZeroShot(PromptModel):
         label_descriptions: label -> description, or label -> list of descriptions (at least two
             labels, in the column order of :meth:`predict_proba`).
         encoder: any callable texts -> ``(n, d)`` vectors; default: the shared built-in hashed
-            n-gram encoder (:func:`~taskspace.models.default_encoder`), which matches words and word
+            n-gram encoder (:func:`~taskspace.models.encoder.default_encoder`), which matches words and word
             pieces rather than meanings.
         name: the model's name; default ``"zero-shot-<12 hex digits of sha256(prompt)>"``.
         temperature: softmax temperature applied to the cosines (> 0).
@@ -101,7 +102,7 @@ class ZeroShot(PromptModel):
         super().__init__(labels=tuple(descriptions), encoder=encoder)
 
         hypotheses = [template.replace("{}", d) for items in descriptions.values() for d in items]
-        vecs = unit_rows(self.encoder(hypotheses))
+        vecs = _checks.unit_rows(self.encoder(hypotheses), dtype=np.float64)
         protos, start = [], 0
         for label, items in descriptions.items():
             proto = vecs[start : start + len(items)].mean(axis=0)

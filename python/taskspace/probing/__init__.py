@@ -7,10 +7,15 @@ package's face re-exports the classes users meet (endpoints, :class:`Prompted`, 
 module, e.g. ``from taskspace.probing.cache import ProbeCache`` or ``import taskspace.probing.cache``.
 
 Modules, in the order a request flows through them: ``texts`` (probe texts), ``endpoints`` and
-``prompted`` (what to ask), ``labels`` (verbalizers -> soft labels), ``limits`` (rate limits and
-backoff), ``cache`` (the write-through SQLite cache and its one key function), ``runner`` (the run),
-``progress``, ``adaptive`` (stop early), ``result`` (what a run returns), ``config`` (TOML probe
-configs), ``agreement`` (do two models answer alike?).
+``prompted`` (what to ask), ``labels`` (verbalizers -> soft labels), ``plan`` (a run's models,
+groups, cache keys and cache hits: the :class:`~taskspace.probing.plan.Plan` both the local runner
+and the Ray driver execute), ``runner`` (scheduling: workers, budget, deadline, progress, adaptive
+stop; :func:`~taskspace.probing.runner.probe` and the :class:`~taskspace.probing.runner.Runner`),
+``http`` (one request to an OpenAI-compatible endpoint, with retries and 429 pauses), ``local``
+(one batch of a local model or callable), ``limits`` (rate limits and backoff), ``cache`` (the
+write-through SQLite cache and the one place a cache key is made), ``progress``, ``adaptive`` (stop
+early), ``result`` (what a run returns), ``outputs`` (the outputs file a result is saved to),
+``config`` (TOML probe configs), ``agreement`` (do two models answer alike?).
 
 Example:
     >>> import taskspace as ts

@@ -90,11 +90,29 @@ def key_prefix(endpoint_id: str, model: str, params: Any) -> tuple[str, str, str
 
 
 def request_key_from(prefix: tuple[str, str, str], prompt: Any, input: Any) -> tuple[str, str]:
+    """(key, canonical JSON) of one request, from its model's :func:`key_prefix`."""
+    return _key(prefix, _dumps(prompt), _dumps(input))
+
+
+def prompt_request_key(
+    prefix: tuple[str, str, str], prompt_json: str, text: str, text_pair: str | None
+) -> tuple[str, str]:
+    """(key, canonical JSON) of a prompted model's request whose prompt is already in canonical JSON
+    (:meth:`taskspace.Prompted.prompt_json`, the probe's hot path); the input is ``[text, text_pair]``."""
+    return _key(prefix, prompt_json, _dumps([text, text_pair]))
+
+
+def _key(prefix: tuple[str, str, str], prompt_json: str, input_json: str) -> tuple[str, str]:
+    """The one place a cache key is made: sha256 of the canonical JSON, keys in sorted order."""
     e, m, p = prefix
-    canonical = (
-        f'{{"endpoint":{e},"input":{_dumps(input)},"model":{m},"params":{p},"prompt":{_dumps(prompt)}}}'
-    )
+    canonical = f'{{"endpoint":{e},"input":{input_json},"model":{m},"params":{p},"prompt":{prompt_json}}}'
     return sha256(canonical.encode()).hexdigest(), canonical
+
+
+def callable_key_prefix(cache_id: str) -> tuple[str, str, str]:
+    """The :func:`key_prefix` of a :class:`~taskspace.CallableModel` cached under ``cache_id``
+    (its requests have no prompt: the input alone identifies them)."""
+    return key_prefix(f"callable:{cache_id}", cache_id, {})
 
 
 class CachedAnswer(NamedTuple):

@@ -48,21 +48,16 @@ Every mistake raises :class:`ProbeConfigError` naming the file, the line and the
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from taskspace import _toml
 from taskspace.errors import InvalidInputError, TaskspaceError
 from taskspace.probing.endpoints import OpenAIEndpoint
 from taskspace.probing.prompted import Prompted
 from taskspace.probing.runner import Budget
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 __all__ = ["ProbeConfig", "ProbeConfigError", "load_probe_config"]
 
@@ -303,14 +298,14 @@ def _prompts(
 
 def _local_models(loc: _Locator, tables: dict[str, Any], base: Path) -> list[Any]:
     # The table format is serve-models' (taskspace.models.config); its per-model builder is reused.
-    from taskspace.models.config import _model
+    from taskspace.models.config import model_from_table
 
     out = []
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise loc.error(("models",), name, "must be a table")
         try:
-            out.append(_model(name, table, base))
+            out.append(model_from_table(name, table, base))
         except (TaskspaceError, TypeError, OSError) as e:
             raise loc.error(("models", name), _culprit(table, str(e)), str(e)) from None
     return out
@@ -329,8 +324,8 @@ def load_probe_config(path: str | Path) -> ProbeConfig:
     source = p.read_bytes().decode("utf-8", errors="replace")
     loc = _Locator(p, source)
     try:
-        config = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as e:
+        config = _toml.loads(source)
+    except _toml.TOMLDecodeError as e:
         raise ProbeConfigError(f"{p}: not valid TOML: {e}") from None
     unknown = sorted(set(config) - _TOP)
     if unknown:
@@ -340,7 +335,25 @@ def load_probe_config(path: str | Path) -> ProbeConfig:
     output = _table(loc, config, "output", _OUTPUT)
     cache = _path(loc, ("output",), "cache", output.get("cache", "probe.sqlite"), base)
     outputs = _path(loc, ("output",), "outputs", output.get("outputs", "outputs.jsonl"), base)
-    limits = _table(loc, config, "limits", _LIMITS)
+    limits = _limits(loc, _table(loc, config, "limits", _LIMITS))
+    models, meta = _models(loc, config, base)
+    _check_prompted(loc, models, meta, pairs)
+    return ProbeConfig(
+        path=p,
+        models=models,
+        texts=texts,
+        text_pairs=pairs,
+        probe_set=set_info,
+        cache=cache,
+        outputs=outputs,
+        meta=meta,
+        **limits,
+    )
+
+
+def _limits(loc: _Locator, limits: dict[str, Any]) -> dict[str, Any]:
+    """The ``[limits]`` table checked: concurrency, deadline, budget and prices, as
+    :class:`ProbeConfig` fields."""
     concurrency = limits.get("concurrency")
     if concurrency is not None:
         concurrency = _number(loc, ("limits",), "concurrency", concurrency, integer=True)
@@ -368,7 +381,14 @@ def load_probe_config(path: str | Path) -> ProbeConfig:
             raise loc.error(
                 ("limits", "prices"), model, "must be { prompt = X, completion = Y } in money per 1M tokens"
             )
+    return {"concurrency": concurrency, "deadline": deadline, "budget": budget, "prices": prices}
 
+
+def _models(
+    loc: _Locator, config: Mapping[str, Any], base: Path
+) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    """The prompted models (``[endpoints]`` x ``[prompts]``) then the local ones (``[models]``),
+    with where each came from; every endpoint must be used and every name unique."""
     endpoints_table = config.get("endpoints", {})
     if not isinstance(endpoints_table, dict):
         raise loc.error((), "endpoints", "must hold [endpoints.NAME] tables")
@@ -391,13 +411,24 @@ def load_probe_config(path: str | Path) -> ProbeConfig:
     models = [*prompted, *local]
     if not models:
         raise ProbeConfigError(
-            f"{p}: defines no models; add [prompts.NAME] tables (with [endpoints.NAME]) or [models.NAME] tables"
+            f"{loc.path}: defines no models; add [prompts.NAME] tables (with [endpoints.NAME]) or "
+            "[models.NAME] tables"
         )
     names = [m.name for m in models]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
         raise loc.error(("models",), dup, "the same name is used by a prompt and a local model")
-    for m in prompted:
+    return models, meta
+
+
+def _check_prompted(
+    loc: _Locator, models: list[Any], meta: dict[str, dict[str, Any]], pairs: list[str] | None
+) -> None:
+    """Every prompt's template fits the probe set (``{text_pair}`` iff it has pairs) and every
+    endpoint's API key variable is set."""
+    for m in models:
+        if not isinstance(m, Prompted):
+            continue
         if m.uses_pairs and pairs is None:
             raise loc.error(
                 ("prompts", meta[m.name]["prompt"]),
@@ -414,17 +445,3 @@ def load_probe_config(path: str | Path) -> ProbeConfig:
             m.endpoint.check_api_key()
         except TaskspaceError as e:
             raise loc.error(("endpoints", meta[m.name]["endpoint"]), "api_key_env", str(e)) from None
-    return ProbeConfig(
-        path=p,
-        models=models,
-        texts=texts,
-        text_pairs=pairs,
-        probe_set=set_info,
-        cache=cache,
-        outputs=outputs,
-        concurrency=concurrency,
-        deadline=deadline,
-        budget=budget,
-        prices=prices,
-        meta=meta,
-    )

@@ -13,13 +13,13 @@
 from __future__ import annotations
 
 import inspect
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from taskspace._checks import positive_int, positive_number
 from taskspace.errors import ProbeError
 
 __all__ = ["RETRY_STATUSES", "CallableModel", "LocalModel", "OpenAIEndpoint", "is_local_model"]
@@ -30,18 +30,6 @@ OutputMode = Literal["label", "text"]
 #: HTTP statuses retried by default (with jittered exponential backoff): timeout, conflict, rate
 #: limit and every server error.
 RETRY_STATUSES: frozenset[int] = frozenset({408, 409, 429, *range(500, 600)})
-
-
-def _positive(value: Any, what: str, *, integer: bool = False, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(f"{what} must be {'an int' if integer else 'a number'}, got {type(value).__name__}")
-    number = float(value)
-    if not (math.isfinite(number) and number > 0):
-        raise ProbeError(f"{what} must be > 0, got {value!r}")
-    return int(number) if integer else number
 
 
 class OpenAIEndpoint:
@@ -147,14 +135,14 @@ class OpenAIEndpoint:
         self.kind: EndpointKind = kind
         self.api_key_env = api_key_env
         self._headers = hdrs
-        self.max_concurrency: int = _positive(max_concurrency, "max_concurrency", integer=True)
-        self.rpm: float | None = _positive(rpm, "rpm", allow_none=True)
-        self.tpm: float | None = _positive(tpm, "tpm", allow_none=True)
+        self.max_concurrency: int = positive_int(max_concurrency, "max_concurrency", error=ProbeError)
+        self.rpm: float | None = positive_number(rpm, "rpm", allow_none=True, error=ProbeError)
+        self.tpm: float | None = positive_number(tpm, "tpm", allow_none=True, error=ProbeError)
         self.max_retries = int(max_retries)
-        self.timeout: float = _positive(timeout, "timeout")
+        self.timeout: float = positive_number(timeout, "timeout", error=ProbeError)
         self.retry_on_429 = bool(retry_on_429)
-        self.backoff: float = _positive(backoff, "backoff")
-        self.backoff_max: float = _positive(backoff_max, "backoff_max")
+        self.backoff: float = positive_number(backoff, "backoff", error=ProbeError)
+        self.backoff_max: float = positive_number(backoff_max, "backoff_max", error=ProbeError)
         self.retry_statuses = statuses
 
     @property
@@ -344,9 +332,9 @@ class CallableModel:
         self.name = name
         self.mode: OutputMode = mode
         self.labels: tuple[str, ...] | None = labels
-        self.batch_size: int = _positive(batch_size, "batch_size", integer=True)
-        self.max_concurrency: int = _positive(max_concurrency, "max_concurrency", integer=True)
-        self.timeout: float | None = _positive(timeout, "timeout", allow_none=True)
+        self.batch_size: int = positive_int(batch_size, "batch_size", error=ProbeError)
+        self.max_concurrency: int = positive_int(max_concurrency, "max_concurrency", error=ProbeError)
+        self.timeout: float | None = positive_number(timeout, "timeout", allow_none=True, error=ProbeError)
         self.cache_id = cache_id
         self.is_async = _is_async(fn)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from taskspace.errors import ProbeError
 __all__ = ["CallRecord", "ItemError", "ModelResult", "ProbeResult", "Usage"]
 
 Output = str | np.ndarray | None
+_USAGE_COUNTS = ("calls", "ok", "cached", "errors", "retries", "rate_limited")
 
 
 @dataclass(slots=True)
@@ -66,7 +68,12 @@ class ItemError:
 
 @dataclass(slots=True)
 class Usage:
-    """Totals over calls (of one model, or of a whole run)."""
+    """Totals over calls (of one model, or of a whole run).
+
+    ``latency_quantiles`` holds ``(p50, p95)`` as read from a saved outputs file, which stores the
+    quantiles but not the latencies; it answers :attr:`latency_p50`/:attr:`latency_p95` while
+    :attr:`latencies` is empty.
+    """
 
     calls: int = 0
     ok: int = 0
@@ -79,6 +86,17 @@ class Usage:
     cost: float = 0.0
     latency_total: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
+    latency_quantiles: tuple[float, float] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Usage:
+        """The usage :meth:`as_dict` described (missing keys count 0); the latency quantiles are
+        kept as given, the latencies themselves are not in the dict."""
+        out = cls(cost=float(d.get("cost") or 0.0))
+        for name in (*_USAGE_COUNTS, "prompt_tokens", "completion_tokens"):
+            setattr(out, name, int(d.get(name) or 0))
+        out.latency_quantiles = (float(d.get("latency_p50") or 0.0), float(d.get("latency_p95") or 0.0))
+        return out
 
     @property
     def total_tokens(self) -> int:
@@ -86,12 +104,14 @@ class Usage:
 
     @property
     def latency_p50(self) -> float:
-        return statistics.median(self.latencies) if self.latencies else 0.0
+        if not self.latencies:
+            return self.latency_quantiles[0] if self.latency_quantiles else 0.0
+        return statistics.median(self.latencies)
 
     @property
     def latency_p95(self) -> float:
         if not self.latencies:
-            return 0.0
+            return self.latency_quantiles[1] if self.latency_quantiles else 0.0
         xs = sorted(self.latencies)
         return xs[min(len(xs) - 1, int(0.95 * len(xs)))]
 
@@ -115,7 +135,7 @@ class Usage:
     def merge(self, other: Usage) -> Usage:
         out = Usage()
         for u in (self, other):
-            for name in ("calls", "ok", "cached", "errors", "retries", "rate_limited"):
+            for name in _USAGE_COUNTS:
                 setattr(out, name, getattr(out, name) + getattr(u, name))
             out.prompt_tokens += u.prompt_tokens
             out.completion_tokens += u.completion_tokens
@@ -160,6 +180,11 @@ class ModelResult:
         records: one :class:`CallRecord` per call.
         usage: totals of :attr:`records`.
         adaptive: with adaptive probing, ``{"converged": bool, "texts_used": int, "cosines": [...]}``.
+        meta: extra JSON-serialisable information stored with the model in an outputs file
+            (endpoint, template, family, ...).
+        counts: ``{"failed": n, "unparseable": n, "skipped": n}`` when only the counts are known
+            (a result loaded from an outputs file, which has no per-input errors); ``None`` when
+            :attr:`errors` and :attr:`skipped` are complete.
     """
 
     name: str
@@ -174,6 +199,8 @@ class ModelResult:
     records: list[CallRecord] = field(default_factory=list, repr=False)
     usage: Usage = field(default_factory=Usage)
     adaptive: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+    counts: dict[str, int] | None = field(default=None, repr=False)
 
     @property
     def n_ok(self) -> int:
@@ -182,11 +209,24 @@ class ModelResult:
 
     @property
     def n_unparseable(self) -> int:
+        """Inputs whose answer matched no label."""
+        if self.counts is not None:
+            return self.counts.get("unparseable", 0)
         return sum(e.kind == "unparseable" for e in self.errors)
 
     @property
     def n_failed(self) -> int:
+        """Inputs whose call failed."""
+        if self.counts is not None:
+            return self.counts.get("failed", 0)
         return sum(e.kind == "failed" for e in self.errors)
+
+    @property
+    def n_skipped(self) -> int:
+        """Inputs never asked (see :attr:`skipped`)."""
+        if self.counts is not None:
+            return self.counts.get("skipped", 0)
+        return len(self.skipped)
 
     def ok_indices(self) -> list[int]:
         return [i for i, o in enumerate(self.outputs) if o is not None]
@@ -288,7 +328,7 @@ class ModelResult:
             "of": len(self.outputs),
             "failed": self.n_failed,
             "unparseable": self.n_unparseable,
-            "skipped": len(self.skipped),
+            "skipped": self.n_skipped,
             **{k: v for k, v in self.usage.as_dict().items() if k not in ("latency_p50", "latency_p95")},
             "stop": self.stop_reason or "",
         }
@@ -304,6 +344,8 @@ class ProbeResult:
         stop_reason: why the run stopped early (budget, deadline), or ``None``.
         elapsed: wall-clock seconds of the run.
         budget: the budget given, with what was spent.
+        probe_set: which probe texts these are (``{"version": 1, "n": 500}``, or a file), as
+            stored in an outputs file.
     """
 
     models: dict[str, ModelResult]
@@ -311,6 +353,50 @@ class ProbeResult:
     stop_reason: str | None
     elapsed: float
     budget: dict[str, Any] | None = None
+    probe_set: dict[str, Any] = field(default_factory=dict)
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        probe_set: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Write the result as an outputs file (``taskspace.probe-outputs/1``, the file
+        ``taskspace probe`` writes), atomically: a reader sees the old file or the new one.
+
+        ``probe_set`` describes the probe texts (default: :attr:`probe_set`); ``meta`` maps model
+        names to extra JSON-serialisable information stored with them, over each model's
+        :attr:`ModelResult.meta`. Soft label rows are stored to 7 decimals.
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> import taskspace as ts
+            >>> from taskspace.models.in_context import InContext
+            >>> model = InContext([("good", "pos"), ("bad", "neg")], k=1, name="icl")
+            >>> result = ts.probe_sync([model], ["so good", "so bad"], progress=False)
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     result.save(pathlib.Path(tmp) / "outputs.jsonl", probe_set={"n": 2})
+            ...     loaded = ts.ProbeResult.load(pathlib.Path(tmp) / "outputs.jsonl")
+            >>> loaded["icl"].predictions() == result["icl"].predictions(), loaded.probe_set
+            (True, {'n': 2})
+        """
+        from taskspace.probing.outputs import save_outputs
+
+        save_outputs(self, path, probe_set=probe_set, meta=meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ProbeResult:
+        """Read an outputs file written by :meth:`save` (or by ``taskspace probe``).
+
+        Outputs, labels, usage totals, stop reasons, each model's ``meta`` and the counts of
+        failed, unparseable and skipped inputs (:attr:`ModelResult.counts`) come back; per-call
+        records do not (the file does not keep them). Raises
+        :class:`~taskspace.InvalidInputError` naming the file, line and field for anything wrong.
+        """
+        from taskspace.probing.outputs import load_outputs
+
+        return load_outputs(path)
 
     def __getitem__(self, name: str) -> ModelResult:
         try:

@@ -20,12 +20,12 @@ one text), so ``probe_set(n=500)`` is a balanced sample.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
 from taskspace import _checks
+from taskspace.datasets.files import jsonl_rows
 from taskspace.errors import InvalidInputError
 
 __all__ = [
@@ -46,13 +46,8 @@ _DATA = Path(__file__).resolve().parent / "data"
 
 @cache
 def _records(version: int) -> tuple[tuple[str, str], ...]:
-    path = _DATA / f"probe_set_v{version}.jsonl"
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            rows.append((row["text"], row["category"]))
-    return tuple(rows)
+    rows = jsonl_rows(_DATA / f"probe_set_v{version}.jsonl")
+    return tuple((row["text"], row["category"]) for _, row in rows)
 
 
 def _check_version(version: object) -> int:

@@ -12,7 +12,7 @@ from taskspace import _checks, _core
 from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import InvalidInputError
 
-__all__ = ["Pairs", "TopK", "pairs_above", "similarity", "unit_rows"]
+__all__ = ["Pairs", "TopK", "Vectors", "as_vectors", "operands", "pairs_above", "similarity"]
 
 Vectors = TaskEmbedding | Sequence[TaskEmbedding] | np.ndarray | Sequence[Sequence[float]]
 
@@ -33,17 +33,14 @@ class Pairs(NamedTuple):
     scores: np.ndarray
 
 
-def unit_rows(m: np.ndarray) -> np.ndarray:
-    """Rows of ``m`` (or a single vector, as one row) scaled to unit length, as float32. Norms are
-    computed in float64, so huge or tiny float32 values neither overflow nor underflow; zero rows
-    stay zero (the same convention as the Rust kernels)."""
-    m64 = np.asarray(m, dtype=np.float64).reshape(-1, np.shape(m)[-1])
-    norms = np.linalg.norm(m64, axis=1)
-    safe = np.where(norms > 0, norms, 1.0)
-    return (m64 / safe[:, None]).astype(np.float32)
+def as_vectors(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:
+    """``x`` as a finite float32 (n, d) matrix (a 1-D input is one row), and the TaskEmbeddings it
+    came from (empty for plain vectors).
 
-
-def _as_matrix(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:
+    ``x`` is a TaskEmbedding, a sequence of them (all comparable: one surrogate and mode, else
+    :class:`FingerprintMismatchError`; mixing them with plain vectors is a :class:`TypeError`), or a
+    numeric array. Nothing is scaled: rows keep their lengths.
+    """
     if isinstance(x, TaskEmbedding):
         return x.vector[None, :], [x]
     if (
@@ -65,11 +62,14 @@ def _as_matrix(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:
     return m, []
 
 
-def _operands(a: Vectors, b: Vectors | None) -> tuple[np.ndarray, np.ndarray | None]:
-    ma, ea = _as_matrix(a, "a")
+def operands(a: Vectors, b: Vectors | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The float32 matrices of ``a`` and ``b`` (``None`` when ``b`` is), checked to be comparable
+    (the same surrogate and mode for embeddings, the same length for vectors), as :func:`similarity`
+    and :func:`pairs_above` take them."""
+    ma, ea = as_vectors(a, "a")
     if b is None:
         return ma, None
-    mb, eb = _as_matrix(b, "b")
+    mb, eb = as_vectors(b, "b")
     if ea and eb:
         ea[0].check_comparable(eb[0])
     if ma.shape[1] != mb.shape[1]:
@@ -132,17 +132,13 @@ def similarity(
     threads = _checks.n_threads(n_threads)
     if not isinstance(exclude_self, bool):
         raise TypeError("exclude_self must be a bool")
-    ma, mb = _operands(a, b)
+    ma, mb = operands(a, b)
     if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
-            raise TypeError(f"top_k must be an int, got {type(top_k).__name__}")
-        if top_k < 1:
-            raise InvalidInputError(f"top_k must be >= 1, got {top_k}")
+        k = _checks.positive_int(top_k, "top_k")
         if out is not None:
             raise InvalidInputError("out= is for the full matrix; it cannot be combined with top_k")
         if exclude_self and mb is not None:
             raise InvalidInputError("exclude_self applies only when b is None (a compared with itself)")
-        k = int(top_k)
         ids, scores = _core.top_k(ma, mb, k, exclude_self, threads)
         return TopK(ids.reshape(ma.shape[0], k), scores.reshape(ma.shape[0], k))
     if exclude_self:
@@ -187,7 +183,7 @@ def pairs_above(
         raise InvalidInputError("threshold must be finite")
     if isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
         raise InvalidInputError(f"block_rows must be a positive int, got {block_rows!r}")
-    ma, mb = _operands(a, b)
+    ma, mb = operands(a, b)
     return _pairs_blocks(ma, mb, t, int(block_rows), threads)
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from taskspace import _checks
 from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import FingerprintMismatchError, InvalidInputError
-from taskspace.search.cosine import similarity, unit_rows
+from taskspace.search.cosine import as_vectors, similarity
 
 __all__ = ["EXACT_MAX", "Index", "SearchResult"]
 
@@ -125,14 +125,6 @@ def _merge(
 # -- validation -------------------------------------------------------------------------------------
 
 
-def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise InvalidInputError(f"{what} must be positive, got {value}")
-    return int(value)
-
-
 def _as_ids(ids: Any, what: str) -> np.ndarray:
     """A 1-D int64 array from an int, a sequence of ints or an integer array; range checked, never wrapped."""
     if isinstance(ids, (bool, np.bool_, str, bytes)):
@@ -164,25 +156,6 @@ def _as_ids(ids: Any, what: str) -> np.ndarray:
     return np.array(values, dtype=np.int64).reshape(-1)
 
 
-def _as_vectors(x: Any, what: str) -> tuple[np.ndarray, list[TaskEmbedding]]:
-    """A finite float32 (n, d) matrix (a 1-D input is one row) and the TaskEmbeddings it came from."""
-    if isinstance(x, TaskEmbedding):
-        return x.vector[None, :], [x]
-    if isinstance(x, Sequence) and not isinstance(x, (str, bytes)) and x and isinstance(x[0], TaskEmbedding):
-        embs = list(x)
-        for i, e in enumerate(embs):
-            if not isinstance(e, TaskEmbedding):
-                raise TypeError(f"{what}[{i}] is {type(e).__name__}; do not mix TaskEmbedding and vectors")
-            e.check_comparable(embs[0])
-            if e.dim != embs[0].dim:
-                raise InvalidInputError(f"{what} holds embeddings of different lengths")
-        return np.stack([e.vector for e in embs]), embs
-    m = _checks.matrix(x, what)
-    if m.shape[0] == 0:
-        raise InvalidInputError(f"{what} is empty")
-    return m, []
-
-
 def _unit_rows(m: np.ndarray, what: str) -> np.ndarray:
     """Rows scaled to unit length (computed in float64, so huge float32 values do not overflow)."""
     zero = np.flatnonzero(~m.any(axis=1))
@@ -191,7 +164,7 @@ def _unit_rows(m: np.ndarray, what: str) -> np.ndarray:
             f"{what}[{int(zero[0])}] is the zero vector: its cosine with anything is undefined "
             "(a degenerate task embedding is near nothing), so it cannot be indexed or searched for"
         )
-    return unit_rows(m)
+    return _checks.unit_rows(m)
 
 
 def _normalized(rows: np.ndarray) -> np.ndarray:
@@ -437,15 +410,15 @@ class Index:
         fingerprint: str | None = None,
         n_threads: int | None = None,
     ) -> None:
-        self._dim = _positive_int(dim, "dim")
+        self._dim = _checks.positive_int(dim, "dim")
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {METRICS}, got {metric!r}")
-        self._M = _positive_int(M, "M")
+        self._M = _checks.positive_int(M, "M")
         if self._M < 2:
             raise InvalidInputError(f"M must be at least 2, got {M}")
-        self._ef_construction = _positive_int(ef_construction, "ef_construction")
-        self._ef = _positive_int(ef, "ef")
-        self._initial_capacity = min(_positive_int(capacity, "capacity"), _MAX_ITEMS)
+        self._ef_construction = _checks.positive_int(ef_construction, "ef_construction")
+        self._ef = _checks.positive_int(ef, "ef")
+        self._initial_capacity = min(_checks.positive_int(capacity, "capacity"), _MAX_ITEMS)
         if fingerprint is not None and not isinstance(fingerprint, str):
             raise TypeError(f"fingerprint must be a str or None, got {type(fingerprint).__name__}")
         self._fingerprint = fingerprint
@@ -497,7 +470,7 @@ class Index:
 
     @ef.setter
     def ef(self, value: int) -> None:
-        value = _positive_int(value, "ef")
+        value = _checks.positive_int(value, "ef")
         with self._lock.write():
             self._ef = value
 
@@ -556,7 +529,7 @@ class Index:
                 sq_rows = np.einsum("ij,ij->i", x, x)
                 if _TINY < float(sq_rows.min()) and float(sq_rows.max()) < np.inf:
                     return np.ascontiguousarray(x), []
-        m, embs = _as_vectors(x, what)
+        m, embs = as_vectors(x, what)
         if m.shape[1] != self._dim:
             raise InvalidInputError(f"{what} have dimension {m.shape[1]}, the index has {self._dim}")
         if embs:
@@ -714,8 +687,8 @@ class Index:
             sq = float(queries.dot(queries))
             if _TINY < sq < np.inf:  # finite and non-zero (False for NaN)
                 return self._search_one(queries, k)
-        k = _positive_int(k, "k")
-        ef = self._ef if ef is None else _positive_int(ef, "ef")
+        k = _checks.positive_int(k, "k")
+        ef = self._ef if ef is None else _checks.positive_int(ef, "ef")
         rows, _ = self._vectors_in(queries, "queries")
         allowed = None if allowed_ids is None else np.unique(_as_ids(allowed_ids, "allowed_ids"))
         key = None if exact else ef
@@ -910,21 +883,8 @@ class Index:
         hnswlib reads a byte of it; nothing on disk is changed.
         """
         directory = Path(path)
-        if not directory.is_dir():
-            raise InvalidInputError(f"{directory} is not an Index directory (save() writes a directory)")
-        try:
-            manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InvalidInputError(f"{directory} holds no {MANIFEST}: not a saved taskspace Index") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InvalidInputError(
-                f"{directory}/{MANIFEST} is not valid JSON ({e}): truncated or foreign"
-            ) from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            found = manifest.get("format") if isinstance(manifest, dict) else None
-            raise InvalidInputError(
-                f"{directory}: not a taskspace Index of format {FORMAT!r} (found {found!r})"
-            )
+        manifest = _read_manifest(directory)
+        where = f"{directory}/{MANIFEST}"
         try:
             index = cls(
                 dim=manifest["dim"],
@@ -939,54 +899,97 @@ class Index:
             n_labels, count = manifest["labels"], manifest["count"]
             mode = manifest["mode"]
         except KeyError as e:
-            raise InvalidInputError(f"{directory}/{MANIFEST} lacks the field {e}") from None
+            raise InvalidInputError(f"{where} lacks the field {e}") from None
         except TypeError as e:
-            raise InvalidInputError(f"{directory}/{MANIFEST} has a field of the wrong type: {e}") from None
+            raise InvalidInputError(f"{where} has a field of the wrong type: {e}") from None
         if not all(isinstance(v, int) and v >= 0 for v in (n_labels, count)) or count > n_labels:
-            raise InvalidInputError(f"{directory}/{MANIFEST}: invalid item counts")
+            raise InvalidInputError(f"{where}: invalid item counts")
         if mode not in (None, "label", "text"):
-            raise InvalidInputError(f"{directory}/{MANIFEST}: invalid mode {mode!r}")
-        ext = _unb64(manifest.get("ids_int64_le_base64"), "<i8", n_labels, "the id map")
-        live = np.unpackbits(_unb64(manifest.get("live_packbits_base64"), "u1", (n_labels + 7) // 8, "live"))
-        live = live[:n_labels].astype(bool)
-        if int(live.sum()) != count:
-            raise InvalidInputError(f"{directory}/{MANIFEST}: the live mask disagrees with the count")
+            raise InvalidInputError(f"{where}: invalid mode {mode!r}")
+        ext, live = _saved_ids(manifest, n_labels, count, where)
         graph_path = _check_file(directory, manifest.get("graph"), "graph")
-        vectors_path = _check_file(directory, manifest.get("vectors"), "vectors")
-        try:
-            vectors = np.load(vectors_path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise InvalidInputError(f"{vectors_path}: not a vectors file ({e})") from None
-        if vectors.dtype != np.float32 or vectors.shape != (n_labels, index._dim):
-            raise InvalidInputError(
-                f"{vectors_path}: holds {vectors.dtype} {vectors.shape}, expected float32 "
-                f"({n_labels}, {index._dim})"
-            )
+        vectors = _saved_vectors(
+            _check_file(directory, manifest.get("vectors"), "vectors"), n_labels, index._dim
+        )
         capacity = max(index._initial_capacity, n_labels)
-        hnsw = hnswlib.Index(space="cosine", dim=index._dim)
-        try:
-            hnsw.load_index(str(graph_path), max_elements=capacity)
-        except (RuntimeError, ValueError, MemoryError) as e:
-            raise InvalidInputError(f"{graph_path}: hnswlib cannot read it ({e})") from None
-        if hnsw.element_count != n_labels:
-            raise InvalidInputError(
-                f"{graph_path} holds {hnsw.element_count} items, {MANIFEST} says {n_labels}"
-            )
-        hnsw.set_ef(index._ef)
-        index._hnsw = hnsw
-        index._vectors = np.empty((capacity, index._dim), dtype=np.float32)
-        index._vectors[:n_labels] = vectors  # unit rows, as saved (their sha256 was checked)
-        index._ext = np.empty(capacity, dtype=np.int64)
-        index._ext[:n_labels] = ext
-        index._live = np.zeros(capacity, dtype=bool)
-        index._live[:n_labels] = live
-        index._next = n_labels
-        labels = np.flatnonzero(live)
-        index._label_of = dict(zip(ext[labels].tolist(), labels.tolist(), strict=True))
+        hnsw = _saved_graph(graph_path, index._dim, capacity, n_labels)
+        index._restore(hnsw, vectors, ext, live, capacity)
         if len(index._label_of) != count:
-            raise InvalidInputError(f"{directory}/{MANIFEST}: the id map repeats ids")
+            raise InvalidInputError(f"{where}: the id map repeats ids")
         index._mode = mode
         return index
+
+    def _restore(
+        self, hnsw: hnswlib.Index, vectors: np.ndarray, ext: np.ndarray, live: np.ndarray, capacity: int
+    ) -> None:
+        """Take the loaded graph, unit vectors, id map and live mask as this index's state."""
+        n_labels = vectors.shape[0]
+        hnsw.set_ef(self._ef)
+        self._hnsw = hnsw
+        self._vectors = np.empty((capacity, self._dim), dtype=np.float32)
+        self._vectors[:n_labels] = vectors  # unit rows, as saved (their sha256 was checked)
+        self._ext = np.empty(capacity, dtype=np.int64)
+        self._ext[:n_labels] = ext
+        self._live = np.zeros(capacity, dtype=bool)
+        self._live[:n_labels] = live
+        self._next = n_labels
+        labels = np.flatnonzero(live)
+        self._label_of = dict(zip(ext[labels].tolist(), labels.tolist(), strict=True))
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of a saved index, checked to be a JSON object of our format."""
+    if not directory.is_dir():
+        raise InvalidInputError(f"{directory} is not an Index directory (save() writes a directory)")
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"{directory} holds no {MANIFEST}: not a saved taskspace Index") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidInputError(
+            f"{directory}/{MANIFEST} is not valid JSON ({e}): truncated or foreign"
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise InvalidInputError(f"{directory}: not a taskspace Index of format {FORMAT!r} (found {found!r})")
+    return manifest
+
+
+def _saved_ids(
+    manifest: dict[str, Any], n_labels: int, count: int, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The saved id map (int64 per label) and live mask (bool per label)."""
+    ext = _unb64(manifest.get("ids_int64_le_base64"), "<i8", n_labels, "the id map")
+    live = np.unpackbits(_unb64(manifest.get("live_packbits_base64"), "u1", (n_labels + 7) // 8, "live"))
+    live = live[:n_labels].astype(bool)
+    if int(live.sum()) != count:
+        raise InvalidInputError(f"{where}: the live mask disagrees with the count")
+    return ext, live
+
+
+def _saved_vectors(path: Path, n_labels: int, dim: int) -> np.ndarray:
+    """The saved float32 ``(n_labels, dim)`` unit vectors."""
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise InvalidInputError(f"{path}: not a vectors file ({e})") from None
+    if vectors.dtype != np.float32 or vectors.shape != (n_labels, dim):
+        raise InvalidInputError(
+            f"{path}: holds {vectors.dtype} {vectors.shape}, expected float32 ({n_labels}, {dim})"
+        )
+    return vectors
+
+
+def _saved_graph(path: Path, dim: int, capacity: int, n_labels: int) -> hnswlib.Index:
+    """The saved hnswlib graph, with room for ``capacity`` items; it must hold ``n_labels``."""
+    hnsw = hnswlib.Index(space="cosine", dim=dim)
+    try:
+        hnsw.load_index(str(path), max_elements=capacity)
+    except (RuntimeError, ValueError, MemoryError) as e:
+        raise InvalidInputError(f"{path}: hnswlib cannot read it ({e})") from None
+    if hnsw.element_count != n_labels:
+        raise InvalidInputError(f"{path} holds {hnsw.element_count} items, {MANIFEST} says {n_labels}")
+    return hnsw
 
 
 def _empty(q: int, k: int) -> SearchResult:

@@ -14,11 +14,12 @@ Answers are the library's: search calls :meth:`TaskSpace.nearest`, select :meth:
 embed :meth:`Surrogate.stats` + :meth:`Surrogate.embed` of the space's surrogate.
 
 Safety: a bearer token from ``TASKSPACE_TOKEN`` is required on every endpoint but ``/healthz``
-when set, and must be set to listen on anything but loopback; it is compared in constant time and
-never logged. Bodies, batches, texts and ``k`` are bounded (:class:`Limits`), every request has a
-deadline, and errors are ``{"error": {"code": ..., "message": ...}}`` with a stable ``code``. CPU
-work runs in worker threads (searches and embeddings in separate pools, so a large embedding does
-not hold up searches), never on the event loop.
+when set; it is compared in constant time and never logged. Bodies, batches, texts and ``k`` are
+bounded (:class:`~taskspace.service.limits.Limits`; bodies are read by
+:mod:`taskspace.service.requests`), every request has a deadline, and errors are
+``{"error": {"code": ..., "message": ...}}`` with a stable ``code``. CPU work runs in worker threads
+(searches and embeddings in separate pools, so a large embedding does not hold up searches), never
+on the event loop. Listening, signals and shutdown are :mod:`taskspace.service.run`'s.
 """
 
 from __future__ import annotations
@@ -29,30 +30,41 @@ import hmac
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from aiohttp import web
 
-from taskspace import __version__
+from taskspace._core import __version__
 from taskspace.embedding.task_embedding import TaskEmbedding
-from taskspace.errors import (
-    FingerprintMismatchError,
-    InvalidInputError,
-    TaskspaceError,
-)
-from taskspace.models.server import is_loopback
+from taskspace.errors import FingerprintMismatchError, InvalidInputError, TaskspaceError
+from taskspace.service.limits import Limits
 from taskspace.service.metrics import CONTENT_TYPE, Metrics
+from taskspace.service.requests import (
+    ADD_FIELDS,
+    EMBED_FIELDS,
+    ERROR_CODE,
+    SEARCH_FIELDS,
+    SELECT_FIELDS,
+    ApiError,
+    Pairs,
+    invalid,
+    parse_add,
+    parse_embed,
+    parse_json,
+    parse_search,
+    parse_select,
+    parse_tasks_query,
+    reject_unknown,
+)
 from taskspace.space.task_space import TaskSpace
 
-__all__ = ["TOKEN_ENV", "ApiError", "Limits", "Service", "create_app", "serve", "serve_space", "service_key"]
+__all__ = ["TOKEN_ENV", "Service", "create_app", "service_key"]
 
 log = logging.getLogger("taskspace.service.app")
 
@@ -63,220 +75,14 @@ _T = TypeVar("_T")
 _OPEN_PATHS = frozenset({"/healthz"})
 #: Bodies up to this size (a few ms to parse) are parsed on the event loop; larger ones in a worker.
 _INLINE_JSON = 256 * 1024
-_EMBED_FIELDS = frozenset({"pairs", "texts", "outputs", "text_pairs", "mode"})
-_SEARCH_FIELDS = frozenset({"name", "vector", "embedding", "fingerprint", "k", "kind"})
-#: Where an error response keeps its code for the metrics (typed keys exist from aiohttp 3.12 on).
-_ERROR_CODE: Any = web.ResponseKey("error_code", str) if hasattr(web, "ResponseKey") else "error_code"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What the service accepts; anything larger is refused with a 4xx error before any work.
-
-    Attributes:
-        max_body_bytes: request body size (413 ``body_too_large``).
-        max_batch: pairs or texts per request, and candidates per select (413 ``batch_too_large``).
-        max_text_chars: characters per text, second text or output text (413 ``text_too_long``).
-        max_k: results per search (400 ``invalid_request``).
-        timeout: seconds from a request's arrival to its response (503 ``timeout``); also how long
-            shutdown waits for requests in flight.
-        max_pending: worker jobs queued or running per pool; more get 503 ``overloaded`` at once.
-        search_threads: threads for searches, selects and listing (``None``: one per core).
-        embed_threads: threads for embeddings (each embedding already uses every core).
-    """
-
-    max_body_bytes: int = 16 * 2**20
-    max_batch: int = 10_000
-    max_text_chars: int = 20_000
-    max_k: int = 1_000
-    timeout: float = 30.0
-    max_pending: int = 256
-    search_threads: int | None = None
-    embed_threads: int = 1
-
-    def __post_init__(self) -> None:
-        for name in (
-            "max_body_bytes",
-            "max_batch",
-            "max_text_chars",
-            "max_k",
-            "max_pending",
-            "embed_threads",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"Limits.{name} must be a positive int, got {value!r}")
-        st = self.search_threads
-        if st is not None and (isinstance(st, bool) or not isinstance(st, int) or st < 1):
-            raise InvalidInputError(f"Limits.search_threads must be a positive int or None, got {st!r}")
-        t = self.timeout
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
-            raise InvalidInputError(f"Limits.timeout must be a positive number of seconds, got {t!r}")
-
-
-class ApiError(Exception):
-    """An error answered as ``{"error": {"code": code, "message": message}}`` with HTTP ``status``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def response(self) -> web.Response:
-        body = json.dumps({"error": {"code": self.code, "message": self.message}})
-        response = web.json_response(text=body, status=self.status)
-        if self.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="taskspace"'
-        response[_ERROR_CODE] = self.code
-        return response
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "invalid_request", message)
-
-
-# -- request parsing ----------------------------------------------------------------------------------
-
-
-def _parse_json(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", f"the body must be a JSON object, got {type(body).__name__}")
-    return body
-
-
-def _only(body: dict[str, Any], allowed: frozenset[str], endpoint: str) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise _invalid(f"{endpoint} does not take the field(s) {unknown}; it takes {sorted(allowed)}")
-
-
-def _one_of(body: dict[str, Any], names: tuple[str, ...], endpoint: str) -> str:
-    given = [n for n in names if n in body]
-    if len(given) != 1:
-        choices = " or ".join(repr(n) for n in names)
-        got = f"got {given}" if given else "got none"
-        raise _invalid(f"{endpoint} needs exactly one of {choices}; {got}")
-    return given[0]
-
-
-def _string(body: dict[str, Any], name: str, *, default: str | None = None) -> str | None:
-    value = body.get(name, default)
-    if value is not None and not isinstance(value, str):
-        raise _invalid(f"{name!r} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _choice(body: dict[str, Any], name: str, choices: tuple[Any, ...], default: Any) -> Any:
-    value = body.get(name, default)
-    if value not in choices:
-        raise _invalid(f"{name!r} must be one of {list(choices)}, got {value!r}")
-    return value
-
-
-def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(f"{name!r} must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise _invalid(f"{name!r} must be in {lo}..{hi}, got {value}")
-    return value
-
-
-def _batch(value: Any, name: str, limits: Limits) -> list[Any]:
-    if not isinstance(value, list):
-        raise _invalid(f"{name!r} must be a list, got {type(value).__name__}")
-    if not value:
-        raise _invalid(f"{name!r} is empty")
-    if len(value) > limits.max_batch:
-        raise ApiError(
-            413, "batch_too_large", f"{name!r} holds {len(value)} items; the limit is {limits.max_batch}"
-        )
-    return value
-
-
-def _check_lengths(values: list[Any], name: str, limits: Limits) -> None:
-    for i, v in enumerate(values):
-        if isinstance(v, str) and len(v) > limits.max_text_chars:
-            raise ApiError(
-                413,
-                "text_too_long",
-                f"{name}[{i}] has {len(v)} characters; the limit is {limits.max_text_chars}",
-            )
-
-
-@dataclass(frozen=True)
-class _Pairs:
-    """Inputs of a task to embed, as the library takes them."""
-
-    texts: list[Any]
-    outputs: list[Any]
-    text_pairs: list[Any] | None
-    mode: str | None  # None: the space's mode ("label" for an empty space)
-
-
-def _pairs(body: dict[str, Any], limits: Limits, endpoint: str) -> _Pairs:
-    """``{"pairs": [[input, output], ...]}`` (input: a text or [text, text_pair]) or
-    ``{"texts": [...], "outputs": [...], "text_pairs": [...]}``, plus an optional ``mode``."""
-    mode = _choice(body, "mode", (None, "label", "text"), None)
-    if "pairs" in body:
-        for other in ("texts", "outputs", "text_pairs"):
-            if other in body:
-                raise _invalid(f"{endpoint}: give 'pairs' or 'texts' with 'outputs', not both ({other!r})")
-        rows = _batch(body["pairs"], "pairs", limits)
-        texts: list[Any] = []
-        second: list[Any] = []
-        outputs: list[Any] = []
-        for i, row in enumerate(rows):
-            if not isinstance(row, list) or len(row) != 2:
-                raise _invalid(f"pairs[{i}] must be [input, output], got {json.dumps(row)[:80]}")
-            x, y = row
-            if isinstance(x, list):
-                if len(x) != 2:
-                    raise _invalid(f"pairs[{i}][0] must be a text or [text, text_pair]")
-                texts.append(x[0])
-                second.append(x[1])
-            else:
-                texts.append(x)
-            outputs.append(y)
-        if second and len(second) != len(texts):
-            raise _invalid("pairs mix single texts and [text, text_pair] inputs; use one form")
-        text_pairs = second or None
-    elif "texts" in body:
-        texts = _batch(body["texts"], "texts", limits)
-        if "outputs" not in body:
-            raise _invalid(f"{endpoint}: 'texts' needs 'outputs' (labels, label distributions or texts)")
-        outputs = _batch(body["outputs"], "outputs", limits)
-        text_pairs = (
-            None if body.get("text_pairs") is None else _batch(body["text_pairs"], "text_pairs", limits)
-        )
-    else:
-        raise _invalid(f"{endpoint} needs 'pairs', or 'texts' with 'outputs'")
-    _check_lengths(texts, "texts", limits)
-    _check_lengths(outputs, "outputs", limits)
-    if text_pairs is not None:
-        _check_lengths(text_pairs, "text_pairs", limits)
-    return _Pairs(texts, outputs, text_pairs, mode)
-
-
-def _embedding(value: Any) -> TaskEmbedding:
-    if not isinstance(value, dict):
-        raise _invalid(f"'embedding' must be an object (as /v1/embed returns), got {type(value).__name__}")
-    try:
-        return TaskEmbedding.from_dict(value)
-    except (TaskspaceError, TypeError) as e:
-        raise _invalid(f"'embedding': {e}") from None
+#: The worker pools: searches (and listing, adding, removing), embeddings, and opening/closing spaces.
+POOLS = ("search", "embed", "admin")
 
 
 # -- work done in worker threads ----------------------------------------------------------------------
 
 
-def _embed(
-    space: TaskSpace, p: _Pairs, *, kind: str, name: str, meta: dict[str, Any] | None
-) -> TaskEmbedding:
+def _embed(space: TaskSpace, p: Pairs, *, kind: str, name: str, meta: dict[str, Any] | None) -> TaskEmbedding:
     """The library's embedding of the pairs; a degenerate task is answered, not warned about."""
     sur = space.surrogate
     mode = p.mode or space.mode or "label"
@@ -328,7 +134,7 @@ def _tasks_page(space: TaskSpace, kind: str | None, offset: int, limit: int) -> 
     return json.dumps(body).encode()
 
 
-def _embedding_body(space: TaskSpace, p: _Pairs, *, kind: str, name: str) -> bytes:
+def _embedding_body(space: TaskSpace, p: Pairs, *, kind: str, name: str) -> bytes:
     e = _embed(space, p, kind=kind, name=name, meta=None)
     return json.dumps({**e.to_dict(), "degenerate": e.degenerate}).encode()
 
@@ -387,7 +193,7 @@ class Service:
     """The state of one running service: the served space, worker pools, metrics, settings.
 
     Made by :func:`create_app`; the space is opened when the application starts and closed when it
-    stops. ``url`` is set by :func:`serve_space` once it listens.
+    stops. ``url`` is set by :func:`taskspace.service.run.serve_space` once it listens.
     """
 
     def __init__(
@@ -399,7 +205,7 @@ class Service:
         self.read_only = read_only
         self.limits = limits or Limits()
         if not isinstance(self.limits, Limits):
-            raise TypeError(f"limits must be taskspace.service.app.Limits, got {type(limits).__name__}")
+            raise TypeError(f"limits must be taskspace.service.limits.Limits, got {type(limits).__name__}")
         token = os.environ.get(TOKEN_ENV)
         if token is not None and not token.strip():
             raise InvalidInputError(f"{TOKEN_ENV} is set but empty; unset it or set a real token")
@@ -426,6 +232,14 @@ class Service:
         if self._served is None:
             raise InvalidInputError("the service has not started")
         return self._served.space
+
+    def executor(self, pool: str) -> ThreadPoolExecutor:
+        """The worker pool ``pool`` (one of :data:`POOLS`) while the service runs.
+
+        Jobs submitted here directly bypass the ``max_pending`` bound (:meth:`run_in_pool` keeps it)."""
+        if pool not in self._pools:
+            raise InvalidInputError(f"no running worker pool {pool!r}; the pools are {list(POOLS)}")
+        return self._pools[pool]
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -484,8 +298,8 @@ class Service:
         """Open the space file again and serve it from then on; requests in flight finish on the old one.
 
         The file may now hold another surrogate. If it cannot be opened, the old space stays served
-        and :class:`ApiError` (500 ``reload_failed``) is raised. A reload whose caller gives up
-        (a request timeout) still completes.
+        and :class:`~taskspace.service.requests.ApiError` (500 ``reload_failed``) is raised. A reload
+        whose caller gives up (a request timeout) still completes.
         """
         task = asyncio.get_running_loop().create_task(self._reload())
         self._reloads.add(task)
@@ -522,8 +336,10 @@ class Service:
             if served.retired and served.users == 0:
                 self._close_later(served.space)
 
-    async def _run(self, pool: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """Run a library call in a worker thread; its input errors become 4xx ApiErrors."""
+    async def run_in_pool(self, pool: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run a library call in the worker pool ``pool``; its input errors become 4xx
+        :class:`~taskspace.service.requests.ApiError`, and more than ``limits.max_pending`` jobs
+        in the pool a 503 ``overloaded`` at once."""
         if self._pending[pool] >= self.limits.max_pending:
             raise ApiError(503, "overloaded", f"{self._pending[pool]} {pool} jobs are waiting; retry later")
         executor = self._pools[pool]
@@ -537,42 +353,52 @@ class Service:
         except FingerprintMismatchError as e:
             raise ApiError(409, "fingerprint_mismatch", str(e)) from None
         except (TaskspaceError, TypeError) as e:
-            raise _invalid(str(e)) from None
+            raise invalid(str(e)) from None
         finally:
             self._pending[pool] -= 1
 
+    async def count_tasks(self) -> int:
+        """How many task embeddings the served space holds (counted in a worker thread)."""
+        async with self._use() as space:
+            return await self.run_in_pool("search", len, space)
+
     # -- middleware -------------------------------------------------------------------------------
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Every request: the deadline, the token, errors as JSON, and the metrics."""
         start = time.perf_counter()
         route = request.match_info.route.resource
         endpoint = route.canonical if route is not None else "unmatched"
         self.metrics.in_flight += 1
         try:
-            with _deadline(self.limits.timeout) as fired:
-                try:
-                    self._authorize(request)
-                    response = await handler(request)
-                except ApiError as e:
-                    response = e.response()
-                except web.HTTPException as e:
-                    response = _http_error(e, request, self.limits).response()
-                except asyncio.CancelledError:
-                    if not fired():
-                        raise
-                    _uncancel()
-                    response = ApiError(
-                        503, "timeout", f"the request took longer than {self.limits.timeout:g} s"
-                    ).response()
-                except Exception:
-                    log.exception("internal error in %s %s", request.method, endpoint)
-                    response = ApiError(500, "internal", "internal error; see the server's log").response()
+            response = await self._answer(request, handler, endpoint)
         finally:
             self.metrics.in_flight -= 1
         self.metrics.observe(endpoint, request.method, response.status, time.perf_counter() - start)
         if response.status >= 400:
-            self.metrics.error(endpoint, response.get(_ERROR_CODE, f"http_{response.status}"))
+            self.metrics.error(endpoint, response.get(ERROR_CODE, f"http_{response.status}"))
         return response
+
+    async def _answer(self, request: web.Request, handler: Any, endpoint: str) -> web.StreamResponse:
+        """The handler's response, or the error response for what went wrong, within the deadline."""
+        with _deadline(self.limits.timeout) as fired:
+            try:
+                self._authorize(request)
+                return await handler(request)
+            except ApiError as e:
+                return e.response()
+            except web.HTTPException as e:
+                return _http_error(e, request, self.limits).response()
+            except asyncio.CancelledError:
+                if not fired():
+                    raise
+                _uncancel()
+                return ApiError(
+                    503, "timeout", f"the request took longer than {self.limits.timeout:g} s"
+                ).response()
+            except Exception:
+                log.exception("internal error in %s %s", request.method, endpoint)
+                return ApiError(500, "internal", "internal error; see the server's log").response()
 
     def _authorize(self, request: web.Request) -> None:
         if self._token is None or request.path in _OPEN_PATHS:
@@ -597,10 +423,10 @@ class Service:
             )
         raw = await request.read()  # aiohttp stops reading past client_max_size (HTTP 413)
         if len(raw) <= _INLINE_JSON:
-            body = _parse_json(raw)
+            body = parse_json(raw)
         else:
-            body = await self._run(pool, _parse_json, raw)
-        _only(body, allowed, endpoint)
+            body = await self.run_in_pool(pool, parse_json, raw)
+        reject_unknown(body, allowed, endpoint)
         return body
 
     # -- handlers ---------------------------------------------------------------------------------
@@ -608,10 +434,8 @@ class Service:
         return web.json_response({"status": "ok"})
 
     async def metrics_text(self, request: web.Request) -> web.Response:
-        async with self._use() as space:
-            n_tasks = await self._run("search", len, space)
         gauges = {
-            "taskspace_tasks": ("Task embeddings in the served space.", float(n_tasks)),
+            "taskspace_tasks": ("Task embeddings in the served space.", float(await self.count_tasks())),
             "taskspace_jobs_pending": (
                 "Worker jobs queued or running, all pools.",
                 float(sum(self._pending.values())),
@@ -620,96 +444,53 @@ class Service:
         return web.Response(body=self.metrics.render(gauges).encode(), headers={"Content-Type": CONTENT_TYPE})
 
     async def embed(self, request: web.Request) -> web.Response:
-        fields = _EMBED_FIELDS | {"kind", "name"}
-        body = await self._json(request, fields, "/v1/embed")
-        kind = _choice(body, "kind", ("dataset", "model"), "dataset")
-        name = _string(body, "name", default="") or ""
-        pairs = _pairs(body, self.limits, "/v1/embed")
+        req = parse_embed(await self._json(request, EMBED_FIELDS, "/v1/embed"), self.limits)
         async with self._use() as space:
-            answer = await self._run("embed", _embedding_body, space, pairs, kind=kind, name=name)
+            answer = await self.run_in_pool(
+                "embed", _embedding_body, space, req.pairs, kind=req.kind, name=req.name
+            )
         return _raw_json(answer)
 
     async def search(self, request: web.Request) -> web.Response:
-        body = await self._json(request, _SEARCH_FIELDS, "/v1/search", "search")
-        k = _int(body.get("k", 5), "k", 1, self.limits.max_k)
-        kind = _choice(body, "kind", (None, "dataset", "model"), None)
-        which = _one_of(body, ("name", "vector", "embedding"), "/v1/search")
-        if "fingerprint" in body and which != "vector":
-            raise _invalid("'fingerprint' goes with 'vector' (a name or an embedding carries its own)")
-        fingerprint = _string(body, "fingerprint")
-        query: Any = body[which]
-        if which == "name" and not isinstance(query, str):
-            raise _invalid(f"'name' must be a string, got {type(query).__name__}")
-        if which == "vector" and not isinstance(query, list):
-            raise _invalid(f"'vector' must be a list of numbers, got {type(query).__name__}")
-        if which == "embedding":
-            query = _embedding(query)
+        req = parse_search(await self._json(request, SEARCH_FIELDS, "/v1/search", "search"), self.limits)
         async with self._use() as space:
-            if fingerprint is not None and fingerprint != space.fingerprint:
+            if req.fingerprint is not None and req.fingerprint != space.fingerprint:
                 raise ApiError(
                     409,
                     "fingerprint_mismatch",
-                    f"the vector comes from surrogate {fingerprint}; this space holds surrogate {space.fingerprint}",
+                    f"the vector comes from surrogate {req.fingerprint}; "
+                    f"this space holds surrogate {space.fingerprint}",
                 )
-            found = await self._run("search", space.nearest, query, k, kind=kind)
+            found = await self.run_in_pool("search", space.nearest, req.query, req.k, kind=req.kind)
             return _raw_json(_ranked(found, space.fingerprint))
 
     async def select(self, request: web.Request) -> web.Response:
-        body = await self._json(request, _EMBED_FIELDS | {"dataset", "embedding", "candidates"}, "/v1/select")
-        candidates = body.get("candidates")
-        if candidates is not None:
-            candidates = _batch(candidates, "candidates", self.limits)
-        which = _one_of(body, ("dataset", "embedding", "pairs", "texts"), "/v1/select")
-        dataset: Any = None
-        if which in ("dataset", "embedding"):
-            extra = sorted(set(body) & _EMBED_FIELDS)
-            if extra:
-                raise _invalid(f"/v1/select: {extra} go with 'pairs' or 'texts', not with {which!r}")
-            dataset = _string(body, "dataset") if which == "dataset" else _embedding(body["embedding"])
-        else:
-            pairs = _pairs(body, self.limits, "/v1/select")
+        req = parse_select(await self._json(request, SELECT_FIELDS, "/v1/select"), self.limits)
         async with self._use() as space:
-            if dataset is None:
-                dataset = await self._run("embed", _embed, space, pairs, kind="dataset", name="", meta=None)
-            ranked = await self._run("search", space.select, dataset, candidates)
+            dataset = req.dataset
+            if req.pairs is not None:
+                dataset = await self.run_in_pool(
+                    "embed", _embed, space, req.pairs, kind="dataset", name="", meta=None
+                )
+            ranked = await self.run_in_pool("search", space.select, dataset, req.candidates)
             return _raw_json(_ranked(ranked, space.fingerprint))
 
     async def list_tasks(self, request: web.Request) -> web.Response:
-        q = request.query
-        unknown = sorted(set(q) - {"kind", "offset", "limit"})
-        if unknown:
-            raise _invalid(f"GET /v1/tasks takes the query parameters kind, offset, limit; not {unknown}")
-        kind = _choice(dict(q), "kind", (None, "dataset", "model"), None)
-        offset = _int(_query_int(q, "offset", 0), "offset", 0, 2**62)
-        limit = _int(_query_int(q, "limit", 1000), "limit", 1, 100_000)
+        q = parse_tasks_query(request.query)
         async with self._use() as space:
-            return _raw_json(await self._run("search", _tasks_page, space, kind, offset, limit))
+            return _raw_json(await self.run_in_pool("search", _tasks_page, space, q.kind, q.offset, q.limit))
 
     async def add_task(self, request: web.Request) -> web.Response:
         self._writable()
-        fields = _EMBED_FIELDS | {"embedding", "name", "kind", "meta", "replace"}
-        body = await self._json(request, fields, "POST /v1/tasks")
-        replace = body.get("replace", False)
-        if not isinstance(replace, bool):
-            raise _invalid(f"'replace' must be true or false, got {replace!r}")
+        req = parse_add(await self._json(request, ADD_FIELDS, "POST /v1/tasks"), self.limits)
         async with self._use() as space:
-            if "embedding" in body:
-                clash = sorted(set(body) & (_EMBED_FIELDS | {"name", "kind", "meta"}))
-                if clash:
-                    raise _invalid(f"'embedding' carries its own name, kind and meta; drop {clash}")
-                e = _embedding(body["embedding"])
-            else:
-                name = _string(body, "name")
-                if not name:
-                    raise _invalid("POST /v1/tasks needs a non-empty 'name'")
-                _check_lengths([name], "name", self.limits)
-                kind = _choice(body, "kind", ("dataset", "model"), "dataset")
-                meta = body.get("meta", {})
-                if not isinstance(meta, dict):
-                    raise _invalid(f"'meta' must be an object, got {type(meta).__name__}")
-                pairs = _pairs(body, self.limits, "POST /v1/tasks")
-                e = await self._run("embed", _embed, space, pairs, kind=kind, name=name, meta=meta)
-            total = await self._run("search", _add, space, e, replace=replace)
+            e = req.embedding
+            if req.pairs is not None:
+                e = await self.run_in_pool(
+                    "embed", _embed, space, req.pairs, kind=req.kind, name=req.name, meta=req.meta
+                )
+            assert e is not None
+            total = await self.run_in_pool("search", _add, space, e, replace=req.replace)
         out = {
             "name": e.name,
             "kind": e.kind,
@@ -723,29 +504,19 @@ class Service:
         self._writable()
         name = request.match_info["name"]
         async with self._use() as space:
-            total = await self._run("search", _remove, space, name)
+            total = await self.run_in_pool("search", _remove, space, name)
         return web.json_response({"deleted": name, "total": total})
 
     async def reload_handler(self, request: web.Request) -> web.Response:
         if request.can_read_body:  # no fields, but an empty object is fine
             await self._json(request, frozenset(), "/v1/reload")
         space = await self.reload()
-        total = await self._run("search", len, space)
+        total = await self.run_in_pool("search", len, space)
         return web.json_response({"status": "reloaded", "fingerprint": space.fingerprint, "total": total})
 
     def _writable(self) -> None:
         if self.read_only:
             raise ApiError(403, "read_only", "the service is read-only (started with --read-only)")
-
-
-def _query_int(q: Any, name: str, default: int) -> Any:
-    value = q.get(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise _invalid(f"query parameter {name!r} must be an integer, got {value!r}") from None
 
 
 def _raw_json(body: bytes) -> web.Response:
@@ -780,7 +551,7 @@ def create_app(
     opened when the application starts; ``app[taskspace.service.app.service_key()]`` is its :class:`Service`.
     """
     service = Service(path, read_only=read_only, limits=limits)
-    app = web.Application(middlewares=[service._middleware], client_max_size=service.limits.max_body_bytes)
+    app = web.Application(middlewares=[service.middleware], client_max_size=service.limits.max_body_bytes)
     app[_SERVICE] = service
     r = app.router
     r.add_get("/healthz", service.healthz)
@@ -807,132 +578,3 @@ def create_app(
 def service_key() -> web.AppKey[Service]:
     """The key of the :class:`Service` in an application made by :func:`create_app`."""
     return _SERVICE
-
-
-def _check_listen(host: Any, port: Any) -> None:
-    if not isinstance(host, str) or not host:
-        raise InvalidInputError(f"host must be a non-empty str, got {host!r}")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise InvalidInputError(f"port must be an integer in 0..65535 (0 = any free port), got {port!r}")
-    token = os.environ.get(TOKEN_ENV)
-    if not is_loopback(host) and not (token and token.strip()):
-        raise InvalidInputError(
-            f"refusing to listen on {host!r} without authentication: set {TOKEN_ENV} to a secret token "
-            "(clients send 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
-        )
-
-
-@asynccontextmanager
-async def serve_space(
-    path: str | os.PathLike[str],
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    read_only: bool = False,
-    limits: Limits | None = None,
-    access_log: bool = False,
-) -> AsyncIterator[Service]:
-    """Serve the space file while the ``async with`` block runs; yields the :class:`Service`
-    (``service.url`` is ``http://HOST:PORT``). ``port=0`` picks a free port.
-
-    Listening starts only once the space is open and indexed. A host other than loopback needs
-    ``TASKSPACE_TOKEN`` (otherwise :class:`InvalidInputError`). On exit the service stops accepting
-    connections and waits up to ``limits.timeout`` seconds for requests in flight.
-
-    Example:
-        >>> import asyncio, os, tempfile, aiohttp, taskspace as ts
-        >>> from taskspace.service.app import serve_space
-        >>> path = os.path.join(tempfile.mkdtemp(), "space.sqlite")
-        >>> sur = ts.Surrogate(features=32, dim=64)
-        >>> with ts.TaskSpace(sur, path) as space:
-        ...     space.add(sur.dataset_embedding(["good", "bad"], ["+", "-"], name="reviews"))
-        ...     space.add(sur.model_embedding(["nice", "awful"], ["y", "n"], name="clf"))
-        >>> async def ask():
-        ...     async with serve_space(path) as service, aiohttp.ClientSession() as http:
-        ...         async with http.post(f"{service.url}/v1/search", json={"name": "reviews", "k": 1}) as r:
-        ...             return (await r.json())["results"][0]["name"]
-        >>> asyncio.run(ask())
-        'clf'
-    """
-    _check_listen(host, port)
-    limits = limits or Limits()
-    app = create_app(path, read_only=read_only, limits=limits)
-    runner = web.AppRunner(
-        app,
-        access_log=logging.getLogger("taskspace.service.app.access") if access_log else None,
-        access_log_format='%a "%r" %s %b %Tf',  # never headers: the token must not reach a log
-        shutdown_timeout=limits.timeout,
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        service = app[_SERVICE]
-        bound = runner.addresses[0][1]
-        shown = f"[{host}]" if ":" in host else host
-        service.url = f"http://{shown}:{bound}"
-        yield service
-    finally:
-        await runner.cleanup()
-
-
-def serve(
-    path: str | os.PathLike[str],
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    read_only: bool = False,
-    limits: Limits | None = None,
-    access_log: bool = False,
-) -> str:
-    """Serve until SIGTERM or SIGINT (graceful: requests in flight finish); SIGHUP reloads the file.
-
-    Prints one line with the URL once listening. Returns the name of the signal that stopped it.
-    """
-    _check_listen(host, port)
-
-    async def run() -> str:
-        loop = asyncio.get_running_loop()
-        stop: asyncio.Future[str] = loop.create_future()
-        reloads: set[asyncio.Task[Any]] = set()
-
-        def stop_on(name: str) -> None:
-            if not stop.done():
-                stop.set_result(name)
-
-        async with serve_space(
-            path, host=host, port=port, read_only=read_only, limits=limits, access_log=access_log
-        ) as service:
-
-            async def reload() -> None:
-                with suppress(ApiError):  # logged by reload(); the old space stays served
-                    await service.reload()
-
-            def on_hup() -> None:
-                task = loop.create_task(reload())
-                reloads.add(task)
-                task.add_done_callback(reloads.discard)
-
-            for sig, handler in (
-                (signal.SIGTERM, functools.partial(stop_on, "SIGTERM")),
-                (signal.SIGINT, functools.partial(stop_on, "SIGINT")),
-                (signal.SIGHUP, on_hup),
-            ):
-                with suppress(NotImplementedError, RuntimeError, AttributeError):  # Windows, not main thread
-                    loop.add_signal_handler(sig, handler)
-            space = service.space
-            n_tasks = await service._run("search", len, space)
-            state = "read-only" if read_only else "read-write"
-            auth = "token required" if service.requires_token else "no token"
-            print(
-                f"taskspace serve: {n_tasks} tasks from {service.path} (surrogate {space.fingerprint}, "
-                f"{service.metrics.info['mode'] or 'empty'}, {state}, {auth}) at {service.url}",
-                flush=True,
-            )
-            how = await stop
-            log.info("%s: stopping; waiting for requests in flight", how)
-        for task in reloads:
-            task.cancel()
-        return how
-
-    return asyncio.run(run())

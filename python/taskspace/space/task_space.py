@@ -30,11 +30,12 @@ from taskspace import _checks
 from taskspace.embedding.surrogate import Surrogate
 from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import FingerprintMismatchError, InvalidInputError
-from taskspace.search.cosine import pairs_above, similarity, unit_rows
+from taskspace.search.cosine import pairs_above, similarity
 from taskspace.search.index import EXACT_MAX, Index
+from taskspace.space.selection import Selection, check_tolerance, cost_table
 from taskspace.space.store import Row, Store
 
-__all__ = ["Selection", "TaskSpace"]
+__all__ = ["TaskSpace"]
 
 _KINDS = (None, "dataset", "model")
 #: The kinds an entry can have (the store's CHECK constraint); one search index each.
@@ -44,117 +45,6 @@ _ENTRY_KINDS = ("dataset", "model")
 def _check_kind(kind: Any) -> None:
     if kind not in _KINDS:
         raise InvalidInputError(f"kind must be None, 'dataset' or 'model', got {kind!r}")
-
-
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    if k <= 0:
-        raise InvalidInputError(f"k must be positive, got {k}")
-    return int(k)
-
-
-def _check_tolerance(tolerance: Any) -> float:
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)):
-        raise TypeError(f"tolerance must be a number, got {type(tolerance).__name__}")
-    if not 0.0 <= float(tolerance) <= 2.0:
-        raise InvalidInputError(f"tolerance must be in [0, 2] (a difference of cosines), got {tolerance}")
-    return float(tolerance)
-
-
-def _costs(costs: Any, names: list[str]) -> dict[str, float] | None:
-    """Per-call cost of every candidate, from a mapping or a ProbeResult's usage records."""
-    if costs is None:
-        return None
-    from taskspace.probing.result import ProbeResult
-
-    if isinstance(costs, ProbeResult):
-        table: dict[str, float] = {}
-        for name, m in costs.models.items():
-            if m.usage.ok:
-                table[name] = m.usage.cost / m.usage.ok
-        costs = table
-    if not isinstance(costs, Mapping):
-        raise TypeError(
-            f"costs must be a mapping name -> cost per call or a ProbeResult, got {type(costs).__name__}"
-        )
-    out = {}
-    for name in names:
-        if name not in costs:
-            raise InvalidInputError(f"no cost for candidate {name!r}: costs must cover every candidate")
-        c = costs[name]
-        if isinstance(c, bool) or not isinstance(c, (int, float, np.integer, np.floating)):
-            raise TypeError(f"the cost of {name!r} must be a number, got {type(c).__name__}")
-        if not (np.isfinite(c) and c >= 0):
-            raise InvalidInputError(f"the cost of {name!r} must be finite and >= 0, got {c}")
-        out[name] = float(c)
-    return out
-
-
-class Selection(list):  # type: ignore[type-arg]
-    """What :meth:`TaskSpace.select` returns: the ranked candidates as a list of
-    ``(name, similarity)``, most similar first, plus the decision.
-
-    Attributes:
-        choice: the candidate to use (``None`` when there are no candidates).
-        best: the most similar candidate.
-        reason: the decision in words (similarities, costs, tolerance).
-        costs: candidate -> cost per call, or ``None`` when no costs were given.
-        tolerance: how much similarity may be given up for a lower cost.
-    """
-
-    choice: str | None
-    best: str | None
-    reason: str
-    costs: dict[str, float] | None
-    tolerance: float
-
-    @classmethod
-    def decide(
-        cls, ranked: list[tuple[str, float]], *, costs: dict[str, float] | None, tolerance: float
-    ) -> Selection:
-        sel = cls(ranked)
-        sel.costs, sel.tolerance = costs, tolerance
-        if not ranked:
-            sel.choice = sel.best = None
-            sel.reason = "no candidates"
-            return sel
-        best, top = ranked[0]
-        sel.best = best
-        if costs is None:
-            sel.choice = best
-            sel.reason = f"{best} is the most similar to the dataset ({top:.4f}); no costs given"
-            return sel
-        within = [(name, s) for name, s in ranked if s >= top - tolerance]
-        name, sim = min(within, key=lambda p: (costs[p[0]], -p[1], p[0]))
-        sel.choice = name
-        if name == best:
-            cheaper = [n for n, _ in ranked if costs[n] < costs[best]]
-            why = (
-                f"no cheaper candidate is within {tolerance:g} of its similarity"
-                + (f" (cheaper: {', '.join(cheaper)})" if cheaper else "")
-                if cheaper
-                else "no candidate is cheaper"
-            )
-            sel.reason = f"{best} is the most similar ({top:.4f}, cost {costs[best]:g} per call); {why}"
-        else:
-            saving = f"{costs[best] / costs[name]:.1f}x cheaper" if costs[name] > 0 else "free"
-            sel.reason = (
-                f"{name} ({sim:.4f}, cost {costs[name]:g} per call) is within {tolerance:g} of the most "
-                f"similar, {best} ({top:.4f}, cost {costs[best]:g}), and the cheapest such candidate "
-                f"({saving})"
-            )
-        return sel
-
-    def table(self) -> str:
-        """The ranking as a plain-text table (similarity, cost, which one is chosen) and the reason."""
-        rows = [("", "candidate", "similarity", "cost/call")]
-        for name, s in self:
-            cost = "" if self.costs is None else f"{self.costs[name]:g}"
-            rows.append(("*" if name == self.choice else "", name, f"{s:.4f}", cost))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-        return "\n".join([*lines, "", self.reason])
 
 
 def _ranked(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
@@ -282,7 +172,7 @@ class TaskSpace:
         cap = max(16, n_rows + n_rows // 2)
         self._matrix = np.zeros((cap, self._dim), dtype=np.float32)  # unit rows (zero for degenerate)
         if n_rows:
-            self._matrix[:n_rows] = unit_rows(np.stack(vectors))
+            self._matrix[:n_rows] = _checks.unit_rows(np.stack(vectors))
         self._names = names
         self._ids = ids
         self._is_model = np.zeros(cap, dtype=bool)
@@ -413,7 +303,7 @@ class TaskSpace:
                 new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
                 new[:n] = old[:n]
                 setattr(self, attr, new)
-        self._matrix[n] = unit_rows(e.vector)[0]
+        self._matrix[n] = _checks.unit_rows(e.vector)[0]
         self._is_model[n] = e.kind == "model"
         self._zero[n] = e.degenerate
         self._names.append(e.name)
@@ -508,7 +398,7 @@ class TaskSpace:
             v, own = m[0], None
         if not np.any(v):
             raise InvalidInputError(f"{what} is a degenerate (zero) embedding: nothing is near it")
-        return unit_rows(v)[0], own
+        return _checks.unit_rows(v)[0], own
 
     def _cosines(self, u: np.ndarray, rows: np.ndarray | slice | list[int]) -> np.ndarray:
         """Cosines of the unit query ``u`` with stored rows: one BLAS mat-vec over unit rows (for a
@@ -521,7 +411,7 @@ class TaskSpace:
         Returns ``(name, cosine similarity)`` pairs, most similar first, at most ``k`` of them
         (fewer when the space holds fewer candidates); ``kind`` restricts the candidates.
         """
-        k = _check_k(k)
+        k = _checks.positive_int(k, "k")
         _check_kind(kind)
         with self._lock:
             self._sync()
@@ -625,7 +515,7 @@ class TaskSpace:
             >>> sel.choice, sel[0][0]
             ('small', 'big')
         """
-        tol = _check_tolerance(tolerance)
+        tol = check_tolerance(tolerance)
         with self._lock:
             self._sync()
             v, own = self._query(dataset, "dataset")
@@ -647,7 +537,7 @@ class TaskSpace:
                 pos = [self._pos[name] for name in names]
             sims = self._cosines(v, pos) if pos else np.zeros(0)
             ranked = _ranked([(self._names[i], float(s)) for i, s in zip(pos, sims, strict=True)])
-        return Selection.decide(ranked, costs=_costs(costs, [name for name, _ in ranked]), tolerance=tol)
+        return Selection.decide(ranked, costs=cost_table(costs, [name for name, _ in ranked]), tolerance=tol)
 
     # -- drift ----------------------------------------------------------------------------------------
     def set_drift_baseline(

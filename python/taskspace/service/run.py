@@ -1,0 +1,175 @@
+"""Running the taskspace service: listening, signals (SIGHUP reloads), graceful shutdown.
+
+:func:`serve_space` serves a space file inside an ``async with`` block (what tests and embedding
+applications use); :func:`serve` is ``taskspace serve``: it serves until SIGTERM or SIGINT.
+The application itself (routes, auth, limits, middleware) is :mod:`taskspace.service.app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from aiohttp import web
+
+from taskspace.errors import InvalidInputError
+from taskspace.models.server import is_loopback
+from taskspace.service.app import TOKEN_ENV, Service, create_app, service_key
+from taskspace.service.limits import Limits
+from taskspace.service.requests import ApiError
+
+__all__ = ["serve", "serve_space"]
+
+log = logging.getLogger("taskspace.service.run")
+
+
+def _check_listen(host: Any, port: Any) -> None:
+    if not isinstance(host, str) or not host:
+        raise InvalidInputError(f"host must be a non-empty str, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InvalidInputError(f"port must be an integer in 0..65535 (0 = any free port), got {port!r}")
+    token = os.environ.get(TOKEN_ENV)
+    if not is_loopback(host) and not (token and token.strip()):
+        raise InvalidInputError(
+            f"refusing to listen on {host!r} without authentication: set {TOKEN_ENV} to a secret token "
+            "(clients send 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
+        )
+
+
+@asynccontextmanager
+async def serve_space(
+    path: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    read_only: bool = False,
+    limits: Limits | None = None,
+    access_log: bool = False,
+) -> AsyncIterator[Service]:
+    """Serve the space file while the ``async with`` block runs; yields the
+    :class:`~taskspace.service.app.Service` (``service.url`` is ``http://HOST:PORT``). ``port=0``
+    picks a free port.
+
+    Listening starts only once the space is open and indexed. A host other than loopback needs
+    ``TASKSPACE_TOKEN`` (otherwise :class:`InvalidInputError`). On exit the service stops accepting
+    connections and waits up to ``limits.timeout`` seconds for requests in flight.
+
+    Example:
+        >>> import asyncio, os, tempfile, aiohttp, taskspace as ts
+        >>> from taskspace.service.run import serve_space
+        >>> path = os.path.join(tempfile.mkdtemp(), "space.sqlite")
+        >>> sur = ts.Surrogate(features=32, dim=64)
+        >>> with ts.TaskSpace(sur, path) as space:
+        ...     space.add(sur.dataset_embedding(["good", "bad"], ["+", "-"], name="reviews"))
+        ...     space.add(sur.model_embedding(["nice", "awful"], ["y", "n"], name="clf"))
+        >>> async def ask():
+        ...     async with serve_space(path) as service, aiohttp.ClientSession() as http:
+        ...         async with http.post(f"{service.url}/v1/search", json={"name": "reviews", "k": 1}) as r:
+        ...             return (await r.json())["results"][0]["name"]
+        >>> asyncio.run(ask())
+        'clf'
+    """
+    _check_listen(host, port)
+    limits = limits or Limits()
+    app = create_app(path, read_only=read_only, limits=limits)
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("taskspace.service.app.access") if access_log else None,
+        access_log_format='%a "%r" %s %b %Tf',  # never headers: the token must not reach a log
+        shutdown_timeout=limits.timeout,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        service = app[service_key()]
+        bound = runner.addresses[0][1]
+        shown = f"[{host}]" if ":" in host else host
+        service.url = f"http://{shown}:{bound}"
+        yield service
+    finally:
+        await runner.cleanup()
+
+
+def serve(
+    path: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    read_only: bool = False,
+    limits: Limits | None = None,
+    access_log: bool = False,
+) -> str:
+    """Serve until SIGTERM or SIGINT (graceful: requests in flight finish); SIGHUP reloads the file.
+
+    Prints one line with the URL once listening. Returns the name of the signal that stopped it.
+    """
+    _check_listen(host, port)
+    listen = functools.partial(
+        serve_space, path, host=host, port=port, read_only=read_only, limits=limits, access_log=access_log
+    )
+    return asyncio.run(_serve_until_stopped(listen))
+
+
+async def _serve_until_stopped(listen: Callable[[], Any]) -> str:
+    """Serve (``listen()`` is a :func:`serve_space` context) until a stopping signal; its name."""
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[str] = loop.create_future()
+    reloads: set[asyncio.Task[Any]] = set()
+
+    def stop_on(name: str) -> None:
+        if not stop.done():
+            stop.set_result(name)
+
+    async with listen() as service:
+
+        def on_hup() -> None:
+            task = loop.create_task(_reload(service))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        _on_signals(
+            loop,
+            {
+                signal.SIGTERM: functools.partial(stop_on, "SIGTERM"),
+                signal.SIGINT: functools.partial(stop_on, "SIGINT"),
+                signal.SIGHUP: on_hup,
+            },
+        )
+        await _announce(service)
+        how = await stop
+        log.info("%s: stopping; waiting for requests in flight", how)
+    for task in reloads:
+        task.cancel()
+    return how
+
+
+async def _reload(service: Service) -> None:
+    """SIGHUP: re-open the space file; on failure the old space stays served."""
+    with suppress(ApiError):  # logged by reload()
+        await service.reload()
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop, handlers: dict[signal.Signals, Callable[[], None]]) -> None:
+    for sig, handler in handlers.items():
+        with suppress(NotImplementedError, RuntimeError, AttributeError):  # Windows, not main thread
+            loop.add_signal_handler(sig, handler)
+
+
+async def _announce(service: Service) -> None:
+    """The one line ``taskspace serve`` prints once it listens."""
+    space = service.space
+    n_tasks = await service.count_tasks()
+    state = "read-only" if service.read_only else "read-write"
+    auth = "token required" if service.requires_token else "no token"
+    print(
+        f"taskspace serve: {n_tasks} tasks from {service.path} (surrogate {space.fingerprint}, "
+        f"{service.metrics.info['mode'] or 'empty'}, {state}, {auth}) at {service.url}",
+        flush=True,
+    )
