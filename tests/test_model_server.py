@@ -322,7 +322,7 @@ def test_server_arguments_are_checked():
         asyncio.run(start(MODELS, port=70000))
     with pytest.raises(ts.InvalidInputError, match="models is empty"):
         create_app({})
-    with pytest.raises(TypeError, match="no predict_proba"):
+    with pytest.raises(TypeError, match="nor has a predict_proba"):
         create_app({"x": object()})
     with pytest.raises(TypeError, match="mapping"):
         create_app([ZS])

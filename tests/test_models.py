@@ -466,7 +466,7 @@ def test_load_models_from_toml(tmp_path):
         ("title = 'x'\n", "unknown top-level keys"),
         ("", "defines no models"),
         ("[models]\n", "defines no models"),
-        ("[models.x]\nkind = 'magic'\n", "kind must be 'zero-shot' or 'in-context'"),
+        ("[models.x]\nkind = 'magic'\n", "kind must be 'zero-shot', 'in-context' or 'gguf'"),
         ("[models.x]\nkind = 'zero-shot'\ntemplate = '{}'\n", "needs 'label_descriptions'"),
         ("[models.x]\nkind = 'zero-shot'\ntemplat = '{}'\n", r"unknown keys \['templat'\]"),
         (

@@ -24,7 +24,14 @@ Format: one table per model under ``[models.NAME]``; NAME is the name the server
     kind = "in-context"
     demonstrations_file = "topic_demos.jsonl"  # {"text": ..., "label": ...} per line, relative to this file
 
-Zero-shot keys: ``template``, ``label_descriptions``, ``temperature``. In-context keys:
+    [models.gemma]                         # a GGUF language model (pip install "taskspace[llm]")
+    gguf = "~/.cache/taskspace-models/gemma-3-270m-q4_k_m.gguf"  # relative to this file, or ~ / absolute
+    n_threads = 1                          # optional: BLAS threads (default 1)
+    n_ctx = 2048                           # optional: longest prompt + answer in tokens
+
+GGUF keys: ``gguf``, ``n_threads``, ``n_ctx`` (``kind = "gguf"`` may be given; the file is opened
+and checked when the config is loaded, so a wrong path fails before the server starts). Zero-shot
+keys: ``template``, ``label_descriptions``, ``temperature``. In-context keys:
 ``demonstrations`` or ``demonstrations_file`` (exactly one), ``k``, ``labels``, ``temperature``,
 ``smoothing``. Unknown keys are errors (they are usually typos). All models use the built-in
 default encoder; use the Python API for another encoder.
@@ -40,12 +47,14 @@ from typing import Any
 from taskspace import _toml
 from taskspace.datasets.files import jsonl_rows, line_error
 from taskspace.errors import InvalidInputError
+from taskspace.models.gguf_model import GGUFModel
 from taskspace.models.in_context import InContext
 from taskspace.models.prompt_model import PromptModel
 from taskspace.models.zero_shot import ZeroShot
 
 __all__ = ["load_models", "model_from_table"]
 
+_GGUF_KEYS = {"kind", "gguf", "n_threads", "n_ctx"}
 _ZERO_SHOT_KEYS = {"kind", "template", "label_descriptions", "temperature"}
 _IN_CONTEXT_KEYS = {
     "kind",
@@ -58,7 +67,7 @@ _IN_CONTEXT_KEYS = {
 }
 
 
-def load_models(path: str | Path) -> dict[str, PromptModel]:
+def load_models(path: str | Path) -> dict[str, PromptModel | GGUFModel]:
     """The models a TOML config defines, by name (in file order).
 
     Raises :class:`~taskspace.InvalidInputError` naming the file and the model for anything wrong
@@ -106,7 +115,7 @@ def load_models(path: str | Path) -> dict[str, PromptModel]:
     return models
 
 
-def model_from_table(name: str, table: dict[str, Any], base: Path) -> PromptModel:
+def model_from_table(name: str, table: dict[str, Any], base: Path) -> PromptModel | GGUFModel:
     """The model one ``[models.NAME]`` table describes (see the module doc for the keys); a
     ``demonstrations_file`` is read relative to ``base``. Raises
     :class:`~taskspace.InvalidInputError` or ``TypeError`` (naming the key) for a wrong table and
@@ -118,7 +127,9 @@ def model_from_table(name: str, table: dict[str, Any], base: Path) -> PromptMode
         >>> model_from_table("weather", table, Path(".")).name
         'weather'
     """
-    kind = table.get("kind")
+    kind = table.get("kind", "gguf" if "gguf" in table else None)
+    if kind == "gguf":
+        return _gguf(name, table, base)
     if kind == "zero-shot":
         _known(table, _ZERO_SHOT_KEYS)
         for key in ("template", "label_descriptions"):
@@ -150,7 +161,21 @@ def model_from_table(name: str, table: dict[str, Any], base: Path) -> PromptMode
             temperature=table.get("temperature", 0.1),
             smoothing=table.get("smoothing", 0.01),
         )
-    raise InvalidInputError(f"kind must be 'zero-shot' or 'in-context', got {kind!r}")
+    raise InvalidInputError(f"kind must be 'zero-shot', 'in-context' or 'gguf', got {kind!r}")
+
+
+def _gguf(name: str, table: dict[str, Any], base: Path) -> GGUFModel:
+    _known(table, _GGUF_KEYS)
+    file = table.get("gguf")
+    if not isinstance(file, str):
+        raise TypeError(f"gguf must be a path (str), got {type(file).__name__}")
+    path = Path(file).expanduser()
+    return GGUFModel(
+        path if path.is_absolute() else base / path,
+        n_threads=table.get("n_threads", 1),
+        n_ctx=table.get("n_ctx", 2048),
+        name=name,
+    )
 
 
 def _known(table: dict[str, Any], keys: set[str]) -> None:

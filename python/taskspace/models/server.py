@@ -51,6 +51,14 @@ import numpy as np
 from aiohttp import web
 
 from taskspace.errors import InvalidInputError
+from taskspace.models.gguf_model import GGUFModel
+from taskspace.models.lm_server import (
+    DEFAULT_MAX_TOKENS,
+    LMBatcher,
+    chat_logprobs,
+    completion_logprobs,
+    cut_at_stop,
+)
 
 __all__ = ["LOGPROB_FLOOR", "create_app", "is_loopback", "model_server", "serve_models"]
 
@@ -131,7 +139,7 @@ class _Batcher:
 
 
 _MODELS: web.AppKey[dict[str, Any]] = web.AppKey("models", dict)
-_BATCHERS: web.AppKey[dict[str, _Batcher]] = web.AppKey("batchers", dict)
+_BATCHERS: web.AppKey[dict[str, Any]] = web.AppKey("batchers", dict)
 
 
 def _checked_proba(model: Any, texts: list[str]) -> tuple[list[str], np.ndarray]:
@@ -154,8 +162,10 @@ def _check_models(models: Any) -> dict[str, Any]:
     for name, model in models.items():
         if not isinstance(name, str) or not name.strip():
             raise InvalidInputError(f"model names must be non-empty str, got {name!r}")
-        if not callable(getattr(model, "predict_proba", None)):
-            raise TypeError(f"model {name!r} has no predict_proba(texts) -> (labels, probs) method")
+        if not isinstance(model, GGUFModel) and not callable(getattr(model, "predict_proba", None)):
+            raise TypeError(
+                f"model {name!r} is neither a GGUFModel nor has a predict_proba(texts) -> (labels, probs) method"
+            )
         out[name] = model
     return out
 
@@ -188,7 +198,12 @@ def create_app(models: Mapping[str, Any]) -> web.Application:
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     models = app[_MODELS]
     executor = ThreadPoolExecutor(max_workers=min(8, len(models)), thread_name_prefix="taskspace-model")
-    app[_BATCHERS].update({name: _Batcher(model, executor) for name, model in models.items()})
+    app[_BATCHERS].update(
+        {
+            name: LMBatcher(model, executor) if isinstance(model, GGUFModel) else _Batcher(model, executor)
+            for name, model in models.items()
+        }
+    )
     try:
         yield
     finally:
@@ -235,7 +250,7 @@ async def _get_model(request: web.Request) -> web.Response:
     return web.json_response(_model_card(name))
 
 
-def _batcher(request: web.Request, name: Any) -> _Batcher:
+def _batcher(request: web.Request, name: Any) -> Any:
     if not isinstance(name, str):
         raise _RequestError(400, "'model' must be a string naming a served model", param="model")
     batcher = request.app[_BATCHERS].get(name)
@@ -325,6 +340,8 @@ def _message_text(content: Any, index: int) -> str:
 async def _chat(request: web.Request) -> web.Response:
     body = await _body(request)
     batcher = _batcher(request, body["model"])
+    if isinstance(batcher, LMBatcher):
+        return await _lm_chat(body, batcher)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _RequestError(400, "'messages' must be a non-empty list", param="messages")
@@ -390,6 +407,8 @@ async def _completions(request: web.Request) -> web.Response:
         raise _RequestError(400, "'prompt' must be a string or a non-empty list of strings", param="prompt")
     if body.get("echo"):
         raise _RequestError(400, "'echo' is not supported by the taskspace model server", param="echo")
+    if isinstance(batcher, LMBatcher):
+        return await _lm_completions(body, batcher, prompts)
     want_logprobs = _int_param(body, "logprobs", None, 0, 20)
     n = _common_params(body)
 
@@ -420,6 +439,111 @@ async def _completions(request: web.Request) -> web.Response:
             "system_fingerprint": None,
             "choices": choices,
             "usage": _usage(sum(_tokens(p) for p in prompts), completion_tokens),
+        }
+    )
+
+
+# -- language models (GGUF): greedy completions with real token logprobs --------------------------------
+
+
+def _stop(body: dict[str, Any]) -> list[str]:
+    stop = body.get("stop")
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list) and len(stop) <= 4 and all(isinstance(x, str) for x in stop):
+        return stop
+    raise _RequestError(400, "'stop' must be a string or a list of at most 4 strings", param="stop")
+
+
+def _lm_params(body: dict[str, Any], batcher: LMBatcher, top: int | None) -> tuple[int, int, int, list[str]]:
+    """(max_tokens, top_logprobs, n, stop) of a request, checked against the model's context."""
+    n = _common_params(body)
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+    if max_tokens > batcher.model.n_ctx:
+        raise _RequestError(
+            400,
+            f"max_tokens {max_tokens} exceeds the model's context ({batcher.model.n_ctx})",
+            param="max_tokens",
+            code="context_length_exceeded",
+        )
+    return int(max_tokens), top or 0, n, _stop(body)
+
+
+async def _lm_answer(batcher: LMBatcher, prompt: list[int], max_tokens: int, top: int) -> Any:
+    if len(prompt) + max_tokens > batcher.model.n_ctx:
+        raise _RequestError(
+            400,
+            f"the prompt ({len(prompt)} tokens) plus max_tokens ({max_tokens}) exceeds the model's "
+            f"context of {batcher.model.n_ctx} tokens",
+            code="context_length_exceeded",
+        )
+    return await batcher.complete(prompt, max_tokens, top)
+
+
+async def _lm_chat(body: dict[str, Any], batcher: LMBatcher) -> web.Response:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _RequestError(400, "'messages' must be a non-empty list", param="messages")
+    turns = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+            raise _RequestError(
+                400, f"messages[{i}] must have role system, user or assistant", param="messages"
+            )
+        turns.append({"role": m["role"], "content": _message_text(m.get("content"), i)})
+    want = body.get("logprobs")
+    if want is not None and not isinstance(want, bool):
+        raise _RequestError(400, f"'logprobs' must be true or false, got {want!r}", param="logprobs")
+    top = _int_param(body, "top_logprobs", 0, 0, 20) if want else 0
+    max_tokens, top, n, stop = _lm_params(body, batcher, top)
+    try:
+        prompt = batcher.model.chat_prompt(turns)
+    except InvalidInputError as e:
+        raise _RequestError(400, str(e), param="messages") from None
+    c = await _lm_answer(batcher, prompt, max_tokens, top)
+    text, tokens, finish = cut_at_stop(c, stop)
+    choice = {
+        "message": {"role": "assistant", "content": text, "refusal": None},
+        "logprobs": chat_logprobs(tokens) if want else None,
+        "finish_reason": finish,
+    }
+    return _lm_response("chat.completion", body, [choice] * n, len(prompt), n * len(tokens))
+
+
+async def _lm_completions(body: dict[str, Any], batcher: LMBatcher, prompts: list[str]) -> web.Response:
+    want = _int_param(body, "logprobs", None, 0, 20)
+    max_tokens, top, n, stop = _lm_params(body, batcher, want)
+    ids = [batcher.model.completion_prompt(p) for p in prompts]
+    answers = await asyncio.gather(*(_lm_answer(batcher, p, max_tokens, top) for p in ids))
+    choices, used = [], 0
+    for i, c in enumerate(answers):
+        text, tokens, finish = cut_at_stop(c, stop)
+        logprobs = completion_logprobs(tokens) if want is not None else None
+        choices += [
+            {"index": i * n + j, "text": text, "logprobs": logprobs, "finish_reason": finish}
+            for j in range(n)
+        ]
+        used += n * len(tokens)
+    return _lm_response("text_completion", body, choices, sum(len(p) for p in ids), used)
+
+
+def _lm_response(
+    kind: str, body: dict[str, Any], choices: list[dict[str, Any]], prompt: int, completion: int
+) -> web.Response:
+    prefix = "chatcmpl" if kind == "chat.completion" else "cmpl"
+    return web.json_response(
+        {
+            "id": f"{prefix}-{uuid.uuid4().hex}",
+            "object": kind,
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": None,
+            "choices": [{**c, "index": i} for i, c in enumerate(choices)]
+            if kind == "chat.completion"
+            else choices,
+            "usage": _usage(prompt, completion),
         }
     )
 
