@@ -129,6 +129,27 @@ def test_concurrency_limit_is_never_exceeded() -> None:
     assert peak == 5  # reached and never exceeded, shared by the two prompts of one endpoint
 
 
+@pytest.mark.parametrize("grouped", [True, False])
+def test_group_by_prompt_sends_one_prompt_after_the_other(grouped: bool) -> None:
+    async def main() -> list[str]:
+        async with FakeOpenAI(ok_delay=0.002) as srv:
+            ep = endpoint(srv, max_concurrency=4, group_by_prompt=grouped)
+            models = [ts.Prompted(ep, f"{p} {{text}}", name=p) for p in ("A", "B", "C")]
+            res = await ts.probe(models, [f"t{i}" for i in range(20)], progress=False)
+            assert all(res[p].n_ok == 20 for p in ("A", "B", "C"))
+            return [h.text[0] for h in srv.hits]
+
+    order = run(main())
+    # prompts that arrive after a later prompt's first request: none when grouped (up to the
+    # max_concurrency requests in flight at a switch), nearly all with round-robin
+    late = sum(order[j] < max(order[:j]) for j in range(1, len(order)))
+    if grouped:
+        assert late <= 2 * 4, order
+        assert order[:10] == ["A"] * 10
+    else:
+        assert late >= 30, order
+
+
 def test_global_concurrency_cap() -> None:
     async def main() -> int:
         async with FakeOpenAI(delay=0.02) as srv:
