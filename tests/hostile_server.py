@@ -36,6 +36,7 @@ ROUTES = {
     "choices_str": "choices: 'abc'",
     "huge": "a 64 MiB body (Content-Length announced)",
     "endless": "a chunked body that never ends",
+    "500_endless": "500 with a chunked body that never ends",
     "trickle": "headers, then one body byte every 0.1 s, forever",
     "silent": "never answers",
     "slow_headers": "the status line and headers one byte every 0.1 s, forever",
@@ -129,7 +130,7 @@ class HostileOpenAI:
         body = await request.json()
         chat = "messages" in body
         auth = request.headers.get("Authorization", "")
-        if route in ("huge", "endless", "trickle", "silent", "reset"):
+        if route in ("huge", "endless", "500_endless", "trickle", "silent", "reset"):
             return await self._stream(route, request)
         return self._answer(route, chat, auth)
 
@@ -141,7 +142,9 @@ class HostileOpenAI:
             assert request.transport is not None
             request.transport.abort()
             raise asyncio.CancelledError
-        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp = web.StreamResponse(
+            status=500 if route == "500_endless" else 200, headers={"Content-Type": "application/json"}
+        )
         total = 64 << 20
         if route == "huge":
             resp.content_length = total

@@ -52,6 +52,7 @@ EXPECTED = {
     "choices_str": "no choices",
     "huge": "max_response_bytes",
     "endless": "max_response_bytes",
+    "500_endless": "gave up after 2 attempts (1 retries): HTTP 500",
     "trickle": "timeout",
     "silent": "timeout",
     "slow_headers": "timeout",
@@ -168,7 +169,7 @@ def test_absurd_usage_is_not_believed(tmp_path: Path, monkeypatch: pytest.Monkey
     assert rows == [(None, None)] * 6
 
 
-@pytest.mark.parametrize("route", ["huge", "endless", "deep"])
+@pytest.mark.parametrize("route", ["huge", "endless", "500_endless", "deep"])
 def test_memory_stays_bounded(route: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTILE_KEY", KEY)
 

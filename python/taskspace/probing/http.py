@@ -90,15 +90,16 @@ def _snippet(raw: bytes, redact: Callable[[str], str], limit: int = 200) -> str:
     return repr(text[:limit] + ("…" if len(text) > limit else ""))
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes | None:
-    """The body, or ``None`` when it is longer than ``cap`` bytes (read no further than that)."""
-    if resp.content_length is not None and resp.content_length > cap:
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int, *, head: bool = False) -> bytes | None:
+    """The body, or ``None`` when it is longer than ``cap`` bytes (read no further than that);
+    with ``head``, its first ``cap`` bytes however long it is."""
+    if not head and resp.content_length is not None and resp.content_length > cap:
         return None
     buf = bytearray()
     async for chunk in resp.content.iter_any():
         buf += chunk
         if len(buf) > cap:
-            return None
+            return bytes(buf[:cap]) if head else None
     return bytes(buf)
 
 
@@ -203,7 +204,7 @@ class EndpointClient:
             async with session.post(ep.url, data=body, headers=headers, timeout=self.timeout) as resp:
                 reply.status = status = resp.status
                 if status != 200:
-                    raw = await _read_capped(resp, min(ep.max_response_bytes, ERROR_BODY_BYTES))
+                    raw = await _read_capped(resp, min(ep.max_response_bytes, ERROR_BODY_BYTES), head=True)
                     reply.cause = f"HTTP {status}: {_snippet(raw or b'', self.redact)}"
                     if status == 429 or status >= 500:
                         retry_after = retry_after_seconds(resp.headers)
