@@ -17,6 +17,8 @@ containing ``[[MODE]]`` always gets that mode):
 * ``malformed`` (invalid JSON, JSON content type), ``empty`` (``choices: []``), ``html`` (200 with
   an HTML page);
 * ``delay`` seconds of sleep before any answer (a slow server), ``ok_delay`` before normal answers only.
+
+``on_hit(n)`` is called as the ``n``-th request arrives (e.g. to look at the client's cache then).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class FakeOpenAI:
         retry_after_ms: str | None = None,
         answer: Callable[[str], str] = default_answer,
         logprobs: Callable[[str], list[tuple[str, float]]] | None = None,
+        on_hit: Callable[[int], None] | None = None,
     ) -> None:
         self.mode = mode
         self.delay = delay
@@ -65,6 +68,7 @@ class FakeOpenAI:
         self.retry_after_ms = retry_after_ms
         self.answer = answer
         self.logprobs = logprobs
+        self.on_hit = on_hit
         self.hits: list[Hit] = []
         self.inflight = 0
         self.max_inflight = 0
@@ -104,6 +108,8 @@ class FakeOpenAI:
         n = len(self.hits)
         mode = self._mode(n, text)
         self.hits.append(Hit(time.monotonic(), text, request.headers.get("Authorization"), mode))
+        if self.on_hit is not None:
+            self.on_hit(len(self.hits))
         self.inflight += 1
         self.max_inflight = max(self.max_inflight, self.inflight)
         try:

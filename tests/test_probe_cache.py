@@ -201,19 +201,23 @@ CHILD = """
 import sys
 import taskspace as ts
 url, cache, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-ep = ts.OpenAIEndpoint(url, "test-model", max_concurrency=4, max_retries=0)
+ep = ts.OpenAIEndpoint(url, "test-model", max_concurrency=4, max_retries=0, name="srv")
 m = ts.Prompted(ep, "{text}", name="a")
 ts.probe_sync([m], [f"text {i}" for i in range(n)], cache=cache, progress=False)
 print("finished")
 """
 
 
-def test_killed_process_resumes_with_only_the_missing_requests(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kill_after", [1, 12, 45])
+def test_killed_process_resumes_rerunning_at_most_what_was_in_flight(tmp_path: Path, kill_after: int) -> None:
+    # group commit: a worker sends its next request only once its answer is committed, so a
+    # SIGKILL at any point loses at most the max_concurrency (4) requests in flight
     cache = tmp_path / "c.sqlite"
     n = 80
+    texts = [f"text {i}" for i in range(n)]
 
-    async def main() -> tuple[int, int, list[str], ProbeResult]:
-        async with FakeOpenAI(delay=0.03) as srv:
+    async def main() -> tuple[list[str], set[str], list[str], ProbeResult]:
+        async with FakeOpenAI(ok_delay=0.002) as srv:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-c",
@@ -226,26 +230,29 @@ def test_killed_process_resumes_with_only_the_missing_requests(tmp_path: Path) -
             )
             try:
                 deadline = time.monotonic() + 20
-                while len(srv.hits) < 30 and time.monotonic() < deadline and proc.returncode is None:
-                    await asyncio.sleep(0.01)
+                while len(srv.hits) < kill_after and time.monotonic() < deadline and proc.returncode is None:
+                    await asyncio.sleep(0.0005)
             finally:
                 if proc.returncode is None:
                     proc.kill()
                 out, err = await proc.communicate()
             assert b"finished" not in out, "the child finished before it was killed"
             assert proc.returncode == -9, err.decode()
-            first = len(srv.hits)
+            await asyncio.sleep(0.2)  # requests the child sent before it died reach the handler
+            before = srv.texts()
             with ProbeCache(cache) as c:
-                stored = len(c)
-            res = await ts.probe(
-                [prompted(srv.base_url)], [f"text {i}" for i in range(n)], cache=cache, progress=False
-            )
-            return first, stored, srv.texts()[first:], res
+                stored = {r["input"][0] for r in c.requests()}
+            ep = ts.OpenAIEndpoint(srv.base_url, "test-model", max_concurrency=4, max_retries=0, name="srv")
+            res = await ts.probe([ts.Prompted(ep, "{text}", name="a")], texts, cache=cache, progress=False)
+            return before, stored, srv.texts()[len(before) :], res
 
-    first, stored, asked, res = run(main())
-    assert 0 < stored <= first < n
-    assert len(asked) == len(set(asked)) == n - stored
-    assert res["a"].n_ok == n and res.usage.cached == stored
+    before, stored, after, res = run(main())
+    assert stored <= set(before) and len(before) >= kill_after
+    assert len(after) == len(set(after)) == n - len(stored)  # each missing text asked once ...
+    assert set(after) | stored == set(texts)  # ... and every text answered
+    reasked = set(after) & set(before)
+    assert len(reasked) <= 4, (len(before), len(stored), sorted(reasked))  # only what was in flight
+    assert res["a"].n_ok == n and res.usage.cached == len(stored)
 
 
 def test_callable_answers_are_cached_with_a_cache_id(tmp_path: Path) -> None:
@@ -265,6 +272,51 @@ def test_callable_answers_are_cached_with_a_cache_id(tmp_path: Path) -> None:
     plain = ts.CallableModel(fn, name="g", labels=["x", "y"])
     ts.probe_sync([plain], texts, cache=tmp_path / "c.sqlite", progress=False)
     assert len(calls) == 3 and calls[-1] == texts  # no cache_id: never cached
+
+
+def test_a_worker_sends_its_next_request_only_once_its_answer_is_committed(tmp_path: Path) -> None:
+    cache = tmp_path / "c.sqlite"
+    seen: list[tuple[int, int]] = []
+
+    def committed(n: int) -> None:  # runs in the event loop, between two steps of the client
+        if cache.exists():
+            conn = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
+            try:
+                seen.append((n, conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]))
+            except sqlite3.OperationalError:  # the schema is not there yet
+                seen.append((n, 0))
+            finally:
+                conn.close()
+
+    async def main() -> ProbeResult:
+        async with FakeOpenAI(on_hit=committed) as srv:
+            m = prompted(srv.base_url, max_concurrency=4)
+            return await ts.probe([m], [f"t{i}" for i in range(60)], cache=cache, progress=False)
+
+    assert run(main())["a"].n_ok == 60
+    # when request n arrives, at most the 3 other workers' requests are unanswered or uncommitted
+    assert len(seen) == 60 and all(rows >= n - 4 for n, rows in seen), seen
+
+
+def test_a_named_endpoint_keeps_its_cache_when_the_server_moves(tmp_path: Path) -> None:
+    cache = tmp_path / "c.sqlite"
+    texts = ["good one", "bad one"]
+
+    async def one_run(name: str | None) -> tuple[ProbeResult, int]:
+        async with FakeOpenAI() as srv:  # a new port each time
+            ep = ts.OpenAIEndpoint(srv.base_url, "test-model", name=name, max_retries=0)
+            if name is None:
+                assert ep.id == f"chat:{srv.base_url}"  # the default: the URL, as before names
+            res = await ts.probe([ts.Prompted(ep, "{text}", name="a")], texts, cache=cache, progress=False)
+            return res, len(srv.hits)
+
+    (_, hits1), (moved, hits2) = run(one_run("local-gemma")), run(one_run("local-gemma"))
+    assert hits1 == 2 and hits2 == 0 and moved.usage.cached == 2
+    assert moved["a"].outputs == ["positive", "negative"]
+    (_, hits3), (unnamed, hits4) = run(one_run(None)), run(one_run(None))
+    assert hits3 == 2 and hits4 == 2 and unnamed.usage.cached == 0  # keyed by the URL's port
+    with pytest.raises(ProbeError, match="name"):
+        ts.OpenAIEndpoint("http://127.0.0.1:1/v1", "m", name="")
 
 
 def test_bad_cache_files_are_clear_errors(tmp_path: Path) -> None:

@@ -129,6 +129,27 @@ def test_concurrency_limit_is_never_exceeded() -> None:
     assert peak == 5  # reached and never exceeded, shared by the two prompts of one endpoint
 
 
+@pytest.mark.parametrize("grouped", [True, False])
+def test_group_by_prompt_sends_one_prompt_after_the_other(grouped: bool) -> None:
+    async def main() -> list[str]:
+        async with FakeOpenAI(ok_delay=0.002) as srv:
+            ep = endpoint(srv, max_concurrency=4, group_by_prompt=grouped)
+            models = [ts.Prompted(ep, f"{p} {{text}}", name=p) for p in ("A", "B", "C")]
+            res = await ts.probe(models, [f"t{i}" for i in range(20)], progress=False)
+            assert all(res[p].n_ok == 20 for p in ("A", "B", "C"))
+            return [h.text[0] for h in srv.hits]
+
+    order = run(main())
+    # prompts that arrive after a later prompt's first request: none when grouped (up to the
+    # max_concurrency requests in flight at a switch), nearly all with round-robin
+    late = sum(order[j] < max(order[:j]) for j in range(1, len(order)))
+    if grouped:
+        assert late <= 2 * 4, order
+        assert order[:10] == ["A"] * 10
+    else:
+        assert late >= 30, order
+
+
 def test_global_concurrency_cap() -> None:
     async def main() -> int:
         async with FakeOpenAI(delay=0.02) as srv:
@@ -262,15 +283,16 @@ def test_timeouts_are_retried_then_fail() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "cause"),
+    ("mode", "cause", "retried"),
     [
-        ("malformed", "malformed JSON"),
-        ("empty", "no choices"),
-        ("html", "unexpected content type text/html"),
-        ("400", "HTTP 400"),
+        ("malformed", "malformed JSON", True),
+        ("empty", "no choices", True),
+        ("html", "unexpected content type text/html", True),
+        ("400", "HTTP 400", False),
     ],
 )
-def test_bad_answers_fail_without_retry(mode: str, cause: str) -> None:
+def test_bad_answers_are_retried_then_recorded(mode: str, cause: str, retried: bool) -> None:
+    # an unusable 200 is transient (a proxy's error page, a body cut short): retried like a 503
     async def main() -> tuple[int, ProbeResult]:
         async with FakeOpenAI() as srv:
             m = ts.Prompted(endpoint(srv), "{text}", labels=LABELS, name="a")
@@ -278,11 +300,35 @@ def test_bad_answers_fail_without_retry(mode: str, cause: str) -> None:
             return len(srv.hits), res
 
     hits, res = run(main())
-    assert hits == 2
+    assert hits == (1 + 3 if retried else 1 + 1)  # max_retries=2: 3 attempts
     a = res["a"]
     assert a.outputs[1] == "pos" and a.outputs[0] is None
     (err,) = a.errors
     assert err.index == 0 and err.kind == "failed" and cause in err.cause
+    assert ("gave up after 3 attempts" in err.cause) == retried
+
+
+def test_an_unusable_200_that_heals_is_answered_and_errors_are_retried_on_resume(tmp_path: Path) -> None:
+    cache = tmp_path / "c.sqlite"
+
+    async def main() -> tuple[ProbeResult, ProbeResult, ProbeResult, list[str]]:
+        async with FakeOpenAI(fail_first=1, fail_mode="malformed") as srv:
+            m = ts.Prompted(endpoint(srv, max_concurrency=1), "{text}", labels=LABELS, name="a")
+            healed = await ts.probe([m], ["good"], progress=False)
+        async with FakeOpenAI(mode="html") as srv:
+            m = ts.Prompted(endpoint(srv, max_retries=0, name="srv"), "{text}", labels=LABELS, name="a")
+            failed = await ts.probe([m], ["good", "bad"], cache=cache, progress=False)
+        async with FakeOpenAI() as srv:  # the same endpoint name on a new port: the same keys
+            m = ts.Prompted(endpoint(srv, name="srv"), "{text}", labels=LABELS, name="a")
+            again = await ts.probe([m], ["good", "bad"], cache=cache, progress=False)
+            return healed, failed, again, srv.texts()
+
+    healed, failed, again, asked = run(main())
+    assert healed["a"].outputs == ["pos"] and healed.usage.retries == 1
+    assert failed["a"].n_failed == 2 and sorted(asked) == ["bad", "good"]
+    assert again["a"].outputs == ["pos", "neg"] and again.usage.cached == 0
+    with ts.ProbeCache(cache) as c:
+        assert len(c.errors()) == 2 and len(c) == 2
 
 
 def test_unauthorized_stops_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

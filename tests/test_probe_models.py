@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Sequence
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -313,3 +314,42 @@ def test_endpoint_repr_shows_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None
     assert "sk-very-secret-key" not in str(
         vars(ep) if hasattr(ep, "__dict__") else [getattr(ep, s) for s in ep.__slots__]
     )
+
+
+def test_endpoint_options_and_their_config_keys(tmp_path: Path) -> None:
+    from taskspace.probing.config import load_probe_config
+
+    (tmp_path / "probe.toml").write_text(
+        """
+[probe_set]
+version = 1
+n = 10
+[endpoints.gemma]
+base_url = "http://127.0.0.1:8081/v1"
+model = "gemma"
+name = "local-gemma"
+max_response_bytes = 65536
+max_retry_after = 10
+group_by_prompt = true
+[prompts.p]
+endpoint = "gemma"
+template = "{text}"
+""",
+        encoding="utf-8",
+    )
+    (m,) = load_probe_config(tmp_path / "probe.toml").models
+    ep = m.endpoint
+    assert (ep.name, ep.id, ep.max_response_bytes, ep.max_retry_after, ep.group_by_prompt) == (
+        "local-gemma",
+        "chat:local-gemma",
+        65536,
+        10.0,
+        True,
+    )
+    assert "name='local-gemma'" in repr(ep)
+    moved = ts.OpenAIEndpoint("http://10.0.0.7:9000/v1", "gemma", name="local-gemma")
+    assert ts.Prompted(moved, "{text}").id == ts.Prompted(ep, "{text}").id  # same model, same name
+    assert ep != moved  # other limits and URL: not one set of limits
+    for bad in ({"max_response_bytes": 0}, {"max_retry_after": -1.0}, {"max_retry_after": math.inf}):
+        with pytest.raises(ProbeError):
+            ts.OpenAIEndpoint("http://127.0.0.1:1/v1", "m", **bad)

@@ -11,7 +11,8 @@ Modules, in the order a request flows through them: ``texts`` (probe texts), ``e
 groups, cache keys and cache hits: the :class:`~taskspace.probing.plan.Plan` both the local runner
 and the Ray driver execute), ``runner`` (scheduling: workers, budget, deadline, progress, adaptive
 stop; :func:`~taskspace.probing.runner.probe` and the :class:`~taskspace.probing.runner.Runner`),
-``http`` (one request to an OpenAI-compatible endpoint, with retries and 429 pauses), ``local``
+``http`` (one request to an OpenAI-compatible endpoint, with retries and 429 pauses),
+``redaction`` (secrets out of answers, causes and logs), ``local``
 (one batch of a local model or callable), ``limits`` (rate limits and backoff), ``cache`` (the
 write-through SQLite cache and the one place a cache key is made), ``progress``, ``adaptive`` (stop
 early), ``result`` (what a run returns), ``outputs`` (the outputs file a result is saved to),

@@ -5,11 +5,14 @@ Key: sha256 of the canonical JSON (sorted keys, no spaces) of ``{"endpoint", "in
 the prompt as sent (message list or string) and the input (``[text, text_pair]``). Headers and API
 keys are never part of a key or a row.
 
-Rows are written through: each answer is committed within ``LINGER`` seconds (50 ms) of its
-arrival, together with the answers that arrived meanwhile (one transaction per batch instead of one
-per row), so a process killed at any moment loses at most its last 50 ms of answers, and a
-cancelled or finished run flushes everything it received. Errors are stored with their cause in a
-separate table and are never served as answers.
+Rows are written through with a **group commit**: the first row that arrives while no commit is
+pending schedules one for the event loop's next turn, and that commit takes every row that has
+arrived by then (one transaction per batch instead of one per row); rows arriving during it go into
+the next. So an answer is durable within one commit's time of its arrival, the probe runner's
+workers wait for the commit of their answer before they send their next request, and a process
+killed at any moment loses at most the requests it had in flight. A cancelled or finished run
+flushes everything it received. Errors are stored with their cause in a separate table and are
+never served as answers; a row that cannot be read back is skipped (its request is asked again).
 
 Example:
     >>> import tempfile, os
@@ -66,8 +69,6 @@ CREATE TABLE IF NOT EXISTS errors (
 """
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 _dumps_value = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-#: Seconds between a first uncommitted row and the commit that includes it.
-LINGER = 0.05
 #: WAL pages (4 KiB) written before the writer checkpoints during a run.
 WAL_PAGES = 20000
 #: Most keys per SELECT (SQLite's default limit on bound parameters is 32766).
@@ -182,7 +183,10 @@ class ProbeCache:
                 chunk,
             )
             for key, answer, pt, ct, lat in rows:
-                out[key] = CachedAnswer(json.loads(answer), pt, ct, lat)
+                try:
+                    out[key] = CachedAnswer(json.loads(answer), pt, ct, lat)
+                except (ValueError, RecursionError, TypeError):  # a damaged row: ask again
+                    continue
         return out
 
     def errors(self) -> list[dict[str, Any]]:
@@ -212,24 +216,29 @@ class ProbeCache:
 
 
 class CacheWriter:
-    """Writes answer and error rows to the cache, committing them in small batches.
+    """Writes answer and error rows to the cache, committing them in groups.
 
-    In a running event loop (the probe runner), the first row put after a commit schedules the next
-    commit ``LINGER`` seconds later on that loop, so rows are committed within 50 ms of their
-    arrival, many per transaction, by the loop's own thread: a writer thread would cost more in
-    GIL hand-offs (every SQLite step releases the GIL) than the writes themselves. Outside an event
-    loop, rows are committed by :meth:`flush` and :meth:`close`. A commit that fails is retried
-    at the next one; :meth:`close` raises :class:`ProbeError` if the rows still cannot be written.
+    In a running event loop (the probe runner), the first row put while no commit is pending
+    schedules one with ``call_soon``: it runs on the loop's next turn and commits every row put by
+    then, so rows are durable within one commit's time, many per transaction, by the loop's own
+    thread (a writer thread would cost more in GIL hand-offs, since every SQLite step releases
+    the GIL, than the writes themselves). :meth:`synced` waits for that commit. ``linger`` > 0
+    instead delays each commit by that many seconds (the behaviour before the group commit, kept
+    for comparison in ``benches/bench_probe.py``). Outside an event loop, rows are committed by
+    :meth:`flush` and :meth:`close`. A commit that fails is retried at the next one; :meth:`close`
+    raises :class:`ProbeError` if the rows still cannot be written.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, linger: float = 0.0) -> None:
         self._conn = _connect(path)
         # Checkpoints (copying the WAL into the database, with an fsync) would block the event loop
         # for milliseconds each 4 MB; let the WAL grow to 80 MB instead and checkpoint on close.
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        self.linger = float(linger)
         self._answers: list[tuple[Any, ...]] = []
         self._errors: list[tuple[Any, ...]] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._pending: asyncio.Handle | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self._failure: str | None = None
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -246,33 +255,59 @@ class CacheWriter:
         completion_tokens: int | None,
         latency: float | None,
     ) -> None:
-        row = (
-            key,
-            model,
-            request,
-            _dumps_value(answer),
-            prompt_tokens,
-            completion_tokens,
-            latency,
-            time.time(),
+        """Queue an answer row (``answer`` must be JSON without NaN: ``ValueError`` otherwise)."""
+        self.put_answer_json(
+            key, model, request, _dumps_value(answer), prompt_tokens, completion_tokens, latency
         )
+
+    def put_answer_json(
+        self,
+        key: str,
+        model: str,
+        request: str,
+        answer_json: str,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        latency: float | None,
+    ) -> None:
+        """Queue an answer row whose answer is already serialised (and validated) JSON."""
+        row = (key, model, request, answer_json, prompt_tokens, completion_tokens, latency, time.time())
         self._answers.append(row)
         self._schedule()
 
     def put_error(self, key: str, model: str, status: int | None, cause: str, attempts: int) -> None:
+        # a cause quoting a server's text may hold lone surrogates, which SQLite cannot store
+        cause = cause.encode("utf-8", errors="replace").decode("utf-8")
         self._errors.append((key, model, status, cause, attempts, time.time()))
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._timer is None and self._loop is not None:
-            self._timer = self._loop.call_later(LINGER, self._commit_soon)
+        if self._pending is None and self._loop is not None:
+            if self.linger > 0:
+                self._pending = self._loop.call_later(self.linger, self._commit_soon)
+            else:
+                self._pending = self._loop.call_soon(self._commit_soon)
 
     def _commit_soon(self) -> None:
-        self._timer = None
+        self._pending = None
+        waiters, self._waiters = self._waiters, []
         try:
             self.flush()
         except ProbeError as e:  # keep the rows; the next commit (or close) tries again
             self._failure = str(e)
+        finally:
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+
+    async def synced(self) -> None:
+        """Wait for the commit of every row put so far (at once without a loop, rows or group
+        commit; a commit that failed releases its waiters too, its rows are tried again later)."""
+        if self._loop is None or self.linger > 0 or self._pending is None:
+            return
+        w = self._loop.create_future()
+        self._waiters.append(w)
+        await w
 
     def flush(self) -> None:
         """Commit every row put so far."""
@@ -301,12 +336,16 @@ class CacheWriter:
 
     def close(self) -> None:
         """Commit what is left and close the connection; raise :class:`ProbeError` if that fails."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        waiters, self._waiters = self._waiters, []
         try:
             self.flush()
         finally:
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:  # another process is writing: its own checkpoints will do

@@ -28,6 +28,8 @@ Format (every table optional except that there must be at least one model)::
     tpm = 200_000
     timeout = 30
     max_retries = 5
+    # optional: name = "local-gemma" (the server's name in cache keys, default base_url, so a moved
+    # server keeps its cache), max_response_bytes, max_retry_after, group_by_prompt = true
 
     [prompts.short]              # one prompted model = endpoint + template (+ labels)
     endpoint = "openai"          # or endpoints = ["openai", "local-vllm"]: one model per endpoint
@@ -79,6 +81,10 @@ _ENDPOINT = {
     "retry_on_429",
     "backoff",
     "backoff_max",
+    "name",
+    "max_response_bytes",
+    "max_retry_after",
+    "group_by_prompt",
 }
 _PROMPT = {"endpoint", "endpoints", "template", "labels", "params", "system"}
 

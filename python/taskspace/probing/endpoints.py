@@ -64,6 +64,20 @@ class OpenAIEndpoint:
             ``Retry-After`` / ``retry-after-ms`` says so.
         backoff_max: cap of one backoff wait (seconds), not of ``Retry-After``.
         retry_statuses: HTTP statuses that are retried (default :data:`RETRY_STATUSES`).
+        name: the server's identity in cache keys (default: ``base_url``). Answers are cached under
+            ``kind:name``, so a server given a stable name (``name="local-gemma"``) keeps its cached
+            answers when it moves to another host or port; without one, today's keys (made from the
+            URL) are used, so caches written before this option keep serving.
+        max_response_bytes: the largest response body read (default 8 MiB); a longer or endless
+            body fails that request with a clear cause, so memory stays bounded.
+        max_retry_after: the longest pause (seconds) a ``Retry-After`` / ``retry-after-ms`` header
+            can impose (default 120, as openai-python); larger, infinite values are capped, negative or
+            unreadable ones ignored. A pause that would outlast the run's ``deadline`` fails the
+            request at once.
+        group_by_prompt: send one prompted model's requests before the next model's on this
+            endpoint (still ``max_concurrency`` at once) instead of round-robin over models, so a
+            server that keeps the KV cache of a shared prompt prefix (llama.cpp, vLLM,
+            ``taskspace serve-models``) reuses it.
 
     Two endpoints compare equal when their whole configuration is equal; equal endpoints share one
     set of limits within a run.
@@ -75,6 +89,8 @@ class OpenAIEndpoint:
         'http://127.0.0.1:8000/v1/chat/completions'
         >>> ep.id
         'chat:http://127.0.0.1:8000/v1'
+        >>> ts.OpenAIEndpoint("http://127.0.0.1:8081/v1", "gemma", name="local-gemma").id
+        'chat:local-gemma'
     """
 
     __slots__ = (
@@ -83,10 +99,14 @@ class OpenAIEndpoint:
         "backoff",
         "backoff_max",
         "base_url",
+        "group_by_prompt",
         "kind",
         "max_concurrency",
+        "max_response_bytes",
         "max_retries",
+        "max_retry_after",
         "model",
+        "name",
         "retry_on_429",
         "retry_statuses",
         "rpm",
@@ -111,6 +131,10 @@ class OpenAIEndpoint:
         backoff: float = 0.5,
         backoff_max: float = 30.0,
         retry_statuses: Sequence[int] | None = None,
+        name: str | None = None,
+        max_response_bytes: int = 8 << 20,
+        max_retry_after: float = 120.0,
+        group_by_prompt: bool = False,
     ) -> None:
         if not isinstance(base_url, str):
             raise TypeError(f"base_url must be str, got {type(base_url).__name__}")
@@ -118,6 +142,8 @@ class OpenAIEndpoint:
             raise ProbeError(f"base_url must start with http:// or https://, got {base_url!r}")
         if not isinstance(model, str) or not model:
             raise ProbeError(f"model must be a non-empty str, got {model!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ProbeError(f"name must be a non-empty str, got {name!r}")
         if kind not in ("chat", "completions"):
             raise ProbeError(f"kind must be 'chat' or 'completions', got {kind!r}")
         if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
@@ -144,11 +170,18 @@ class OpenAIEndpoint:
         self.backoff: float = positive_number(backoff, "backoff", error=ProbeError)
         self.backoff_max: float = positive_number(backoff_max, "backoff_max", error=ProbeError)
         self.retry_statuses = statuses
+        self.name: str = self.base_url if name is None else name
+        self.max_response_bytes: int = positive_int(
+            max_response_bytes, "max_response_bytes", error=ProbeError
+        )
+        self.max_retry_after: float = positive_number(max_retry_after, "max_retry_after", error=ProbeError)
+        self.group_by_prompt = bool(group_by_prompt)
 
     @property
     def id(self) -> str:
-        """``kind:base_url`` — the endpoint's part of every cache key (headers and keys are not)."""
-        return f"{self.kind}:{self.base_url}"
+        """``kind:name`` (``name`` defaults to ``base_url``) — the endpoint's part of every cache key
+        (headers and keys are not)."""
+        return f"{self.kind}:{self.name}"
 
     @property
     def url(self) -> str:
@@ -176,6 +209,10 @@ class OpenAIEndpoint:
             self.backoff,
             self.backoff_max,
             tuple(sorted(self.retry_statuses)),
+            self.name,
+            self.max_response_bytes,
+            self.max_retry_after,
+            self.group_by_prompt,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -186,6 +223,8 @@ class OpenAIEndpoint:
 
     def __repr__(self) -> str:
         extra = []
+        if self.name != self.base_url:
+            extra.append(f"name={self.name!r}")
         if self.api_key_env:
             extra.append(f"api_key_env={self.api_key_env!r}")
         if self._headers:

@@ -5,8 +5,16 @@ answer (:func:`taskspace.probing.prompted.read_response`) with its token usage, 
 failure. On the way it waits for the endpoint's RPM/TPM limits, retries connection errors, timeouts
 and the endpoint's ``retry_statuses`` with jittered exponential backoff (longer when the server's
 ``Retry-After`` says so), pauses every worker of the endpoint after a 429, and marks the endpoint as
-refused after a 401, 403 or 404 (every other request would fail the same way). A 200 whose body is
-not a completion (malformed JSON, an HTML page, no ``choices``) fails without a retry.
+refused after a 401, 403 or 404 (every other request would fail the same way).
+
+Whatever the server sends becomes at worst one request's error: a 200 whose body is not a usable
+completion (malformed or deeply nested JSON, an HTML page, no ``choices``, logprobs of the wrong
+type or impossible values) is retried like a transient error, then fails with its cause; a body
+longer than the endpoint's ``max_response_bytes`` fails at once (memory stays bounded); a
+``Retry-After`` is capped at ``max_retry_after`` and a retry that would end after the run's deadline
+is not waited for. An answer is validated and serialised (:attr:`Reply.answer_json`, what the
+cache stores) before it is returned, with every piece of a secret redacted from it, so nothing is
+cached that cannot be read back.
 """
 
 from __future__ import annotations
@@ -25,12 +33,16 @@ import aiohttp
 from taskspace.probing.endpoints import OpenAIEndpoint
 from taskspace.probing.limits import backoff_delay, retry_after_seconds
 from taskspace.probing.prompted import read_response
+from taskspace.probing.redaction import Redactor
 
 __all__ = ["FATAL_STATUSES", "EndpointClient", "Limits", "Reply"]
 
 logger = logging.getLogger("taskspace.probing")
 #: Statuses that make every further request to the endpoint pointless.
 FATAL_STATUSES = {401: "unauthorized", 403: "forbidden", 404: "not found"}
+#: Bytes of a non-200 body read for its error message.
+ERROR_BODY_BYTES = 64 << 10
+_dumps_answer = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 class Limits(Protocol):
@@ -51,9 +63,11 @@ class Reply:
     """The end of one request: ``answer`` (``None`` when it failed, see ``cause``) and its usage.
 
     ``abandoned`` means the request was never sent: the endpoint had refused an earlier one.
+    ``answer_json`` is the answer as the cache stores it (canonical JSON, secrets redacted).
     """
 
     answer: dict[str, Any] | None = None
+    answer_json: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     status: int | None = None
@@ -69,10 +83,24 @@ class Reply:
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
 
 
-def _snippet(raw: bytes, limit: int = 200) -> str:
-    text = raw[: limit + 1].decode("utf-8", errors="replace").strip()
-    text = " ".join(text.split())
+def _snippet(raw: bytes, redact: Callable[[str], str], limit: int = 200) -> str:
+    """The start of a body for a message: redacted first, then cut (so no cut hides a secret)."""
+    text = redact(raw.decode("utf-8", errors="replace"))
+    text = " ".join(text[: 4 * limit].split())
     return repr(text[:limit] + ("…" if len(text) > limit else ""))
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int, *, head: bool = False) -> bytes | None:
+    """The body, or ``None`` when it is longer than ``cap`` bytes (read no further than that);
+    with ``head``, its first ``cap`` bytes however long it is."""
+    if not head and resp.content_length is not None and resp.content_length > cap:
+        return None
+    buf = bytearray()
+    async for chunk in resp.content.iter_any():
+        buf += chunk
+        if len(buf) > cap:
+            return bytes(buf[:cap]) if head else None
+    return bytes(buf)
 
 
 class EndpointClient:
@@ -82,8 +110,11 @@ class EndpointClient:
         endpoint: the endpoint.
         limits: its limits (shared by every request to it).
         rng: the backoff jitter's random source.
-        redact: cleans a message of secrets before it is logged or kept.
+        redact: cleans a message or an answer of secrets before it is logged or kept.
         on_rate_limited: called at each 429 (e.g. to count it on a progress bar).
+
+    ``deadline`` (a ``time.monotonic()`` instant, set by the runner) is the run's end: a retry
+    whose wait would end after it is not waited for.
     """
 
     def __init__(
@@ -92,7 +123,7 @@ class EndpointClient:
         limits: Limits,
         *,
         rng: random.Random,
-        redact: Callable[[str], str],
+        redact: Redactor,
         on_rate_limited: Callable[[], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -101,6 +132,7 @@ class EndpointClient:
         self.rng = rng
         self.redact = redact
         self.on_rate_limited = on_rate_limited
+        self.deadline: float | None = None
         #: Why the endpoint refused (after a 401, 403 or 404); no request is sent after that.
         self.refused: str | None = None
 
@@ -124,7 +156,7 @@ class EndpointClient:
                 retry_after, retryable = await self._attempt(session, body, reply)
                 if reply.answer is not None:
                     break
-                if reply.status is not None:
+                if reply.status is not None and reply.status != 200:
                     retryable = self._judge(reply, retry_after, attempt)
                 if not retryable or attempt >= ep.max_retries:
                     if attempt > 0 and retryable:
@@ -135,6 +167,11 @@ class EndpointClient:
                 delay = backoff_delay(attempt, ep.backoff, ep.backoff_max, self.rng)
                 if retry_after is not None:
                     delay = max(delay, retry_after)
+                if self.deadline is not None and time.monotonic() + delay > self.deadline:
+                    reply.cause = (
+                        f"{reply.cause}; not retried: the wait of {delay:g} s ends after the deadline"
+                    )
+                    break
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "probe: %s item %d attempt %d: %s; retrying in %.2f s",
@@ -157,7 +194,8 @@ class EndpointClient:
         self, session: aiohttp.ClientSession, body: bytes, reply: Reply
     ) -> tuple[float | None, bool]:
         """One attempt; sets ``reply``'s status and answer or cause. Returns (the server's
-        ``Retry-After`` in seconds, whether a connection error or timeout makes it worth a retry)."""
+        ``Retry-After`` in seconds, capped at ``max_retry_after``; whether the failure is worth a
+        retry when its status does not decide: a connection error, a timeout, an unusable 200)."""
         ep = self.endpoint
         retry_after: float | None = None
         reply.status = None
@@ -165,23 +203,60 @@ class EndpointClient:
             headers = ep._request_headers()
             async with session.post(ep.url, data=body, headers=headers, timeout=self.timeout) as resp:
                 reply.status = status = resp.status
-                raw = await resp.read()
-                if status == 200:
-                    _read_completion(reply, raw, resp.content_type)
-                else:
-                    reply.cause = f"HTTP {status}: {_snippet(raw)}"
+                if status != 200:
+                    raw = await _read_capped(resp, min(ep.max_response_bytes, ERROR_BODY_BYTES), head=True)
+                    reply.cause = f"HTTP {status}: {_snippet(raw or b'', self.redact)}"
                     if status == 429 or status >= 500:
                         retry_after = retry_after_seconds(resp.headers)
+                        if retry_after is not None:
+                            retry_after = min(retry_after, ep.max_retry_after)
+                    return retry_after, False
+                raw = await _read_capped(resp, ep.max_response_bytes)
+                if raw is None:
+                    reply.cause = (
+                        f"HTTP 200 with a body over max_response_bytes={ep.max_response_bytes} "
+                        "(not read further)"
+                    )
+                    return None, False
+                return None, not self._read_completion(reply, raw, resp.content_type)
         except (asyncio.TimeoutError, TimeoutError):
             reply.cause = f"timeout after {ep.timeout:g} s"
             return retry_after, True
         except (aiohttp.ClientError, OSError) as e:
             reply.cause = f"connection error: {type(e).__name__}: {e}"
             return retry_after, True
-        return retry_after, False
+
+    def _read_completion(self, reply: Reply, raw: bytes, content_type: str) -> bool:
+        """Read a 200's body into ``reply``: the answer (validated, redacted, serialised) and its
+        usage, or why it is not a completion. Returns whether it was one."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as e:
+            if isinstance(e, RecursionError):
+                what = "JSON nested too deeply"
+            elif "json" in content_type:
+                what = "malformed JSON"
+            else:
+                what = f"unexpected content type {content_type}"
+            reply.cause = f"HTTP 200 with {what}: {_snippet(raw, self.redact)}"
+            return False
+        try:
+            answer, prompt_tokens, completion_tokens = read_response(data)
+            answer_json = _dumps_answer(answer)
+            if self.redact.in_json(answer_json):
+                answer = self.redact.value(answer)
+                answer_json = _dumps_answer(answer)
+        except Exception as e:  # whatever the body holds, it is this request's error
+            reply.cause = (
+                f"HTTP 200 but {type(e).__name__ + ': ' if not isinstance(e, ValueError) else ''}{e}"
+            )
+            return False
+        reply.answer, reply.answer_json = answer, answer_json
+        reply.prompt_tokens, reply.completion_tokens = prompt_tokens, completion_tokens
+        return True
 
     def _judge(self, reply: Reply, retry_after: float | None, attempt: int) -> bool:
-        """Act on a non-200 (or unusable 200) status; return whether it is worth a retry."""
+        """Act on a non-200 status; return whether it is worth a retry."""
         ep = self.endpoint
         status = reply.status
         if status == 429:
@@ -204,17 +279,3 @@ class EndpointClient:
                 logger.error("probe: %s; the endpoint's remaining requests are skipped", self.refused)
             return False
         return status in ep.retry_statuses
-
-
-def _read_completion(reply: Reply, raw: bytes, content_type: str) -> None:
-    """Read a 200's body into ``reply``: the answer and its usage, or why it is not a completion."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        what = "malformed JSON" if "json" in content_type else f"unexpected content type {content_type}"
-        reply.cause = f"HTTP 200 with {what}: {_snippet(raw)}"
-        return
-    try:
-        reply.answer, reply.prompt_tokens, reply.completion_tokens = read_response(data)
-    except ValueError as e:
-        reply.cause = f"HTTP 200 but {e}"

@@ -36,6 +36,7 @@ from taskspace.probing.cache import (
 from taskspace.probing.endpoints import CallableModel, OpenAIEndpoint, is_local_model
 from taskspace.probing.local import callable_output, takes_pairs
 from taskspace.probing.prompted import DEFAULT_COMPLETION_ESTIMATE, Prompted
+from taskspace.probing.redaction import Redactor
 from taskspace.probing.result import CallRecord, ItemError, ModelResult, ProbeResult, Usage
 
 __all__ = ["Group", "ModelPlan", "Plan"]
@@ -196,14 +197,11 @@ class Plan:
         for m in self.models:
             m.price = _prices(prices, m)
         self.groups = self._groups()
-        self._secrets = [s for g in self.groups if g.endpoint is not None for s in g.endpoint._secrets()]
-
-    def redact(self, text: str) -> str:
-        """``text`` with every secret of the run's endpoints (API keys, header values) as ``***``."""
-        for s in self._secrets:
-            if s in text:
-                text = text.replace(s, "***")
-        return text
+        #: Cleans a text of every secret of the run's endpoints (API keys, header values) and of
+        #: every 16-character piece of one (:class:`~taskspace.probing.redaction.Redactor`).
+        self.redact = Redactor(
+            s for g in self.groups if g.endpoint is not None for s in g.endpoint._secrets()
+        )
 
     def _model(self, spec: Any) -> ModelPlan:
         if isinstance(spec, Prompted):
@@ -322,14 +320,14 @@ class Plan:
             if hit is None:
                 m.todo.append(i)
                 continue
-            if m.http:
-                out, cause = m.spec.parse(hit.answer)
-            else:
-                try:
+            try:
+                if m.http:
+                    out, cause = m.spec.parse(hit.answer)
+                else:
                     out, cause = callable_output(m, hit.answer.get("output")), None
-                except ValueError:  # stored by another version of the callable: ask again
-                    m.todo.append(i)
-                    continue
+            except Exception:  # a row this version cannot read (another version, a damaged file): ask again
+                m.todo.append(i)
+                continue
             m.record(CallRecord(m.name, i, status="cached", latency=0.0))
             m.outcome(i, out, cause, "unparseable")
         if m.tracker is not None:

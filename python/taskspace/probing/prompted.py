@@ -231,52 +231,99 @@ class Prompted:
         )
 
 
+#: A logprob above this is not a log-probability (a little above 0 is float rounding, read as 0).
+_LOGPROB_TOLERANCE = 1e-3
+#: Token counts at or above this in ``usage`` are not believed (read as not reported).
+MAX_USAGE_TOKENS = 2**31
+
+
 def _logprob(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
+    """A finite log-probability <= 0, or ``None`` (absent, NaN, or -inf: probability 0); raises
+    ``ValueError`` for a value that cannot be one (not a number, positive, +inf, out of range)."""
+    if x is None:
         return None
-    x = float(x)
-    return x if not math.isnan(x) else None
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"malformed logprobs: a logprob is a {type(x).__name__}, not a number")
+    try:
+        v = float(x)
+    except OverflowError:
+        raise ValueError("malformed logprobs: a logprob is out of range") from None
+    if math.isnan(v) or v == -math.inf:
+        return None
+    if v > _LOGPROB_TOLERANCE:
+        raise ValueError(f"malformed logprobs: logprob {v:g} is not a log-probability (> 0)")
+    return min(v, 0.0)
+
+
+def _list(x: Any, what: str) -> list[Any]:
+    if x is None:
+        return []
+    if not isinstance(x, list):
+        raise ValueError(f"malformed logprobs: {what} is a {type(x).__name__}, not a list")
+    return x
+
+
+def _chat_tokens(content: list[Any]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for t in content:
+        if not isinstance(t, Mapping) or not isinstance(t.get("token"), str):
+            raise ValueError("malformed logprobs.content entry")
+        top = [
+            [c["token"], _logprob(c.get("logprob"))]
+            for c in _list(t.get("top_logprobs"), "top_logprobs")
+            if isinstance(c, Mapping) and isinstance(c.get("token"), str)
+        ]
+        out.append([t["token"], _logprob(t.get("logprob")), top])
+    return out
+
+
+def _legacy_tokens(lp: Mapping[str, Any], tokens: list[Any]) -> list[list[Any]]:
+    lps = _list(lp.get("token_logprobs"), "token_logprobs") or [None] * len(tokens)
+    tops = _list(lp.get("top_logprobs"), "top_logprobs") or [None] * len(tokens)
+    out: list[list[Any]] = []
+    for i, tok in enumerate(tokens):
+        if not isinstance(tok, str):
+            raise ValueError("malformed logprobs.tokens entry")
+        top_i = tops[i] if i < len(tops) else None
+        if top_i is not None and not isinstance(top_i, Mapping):
+            raise ValueError("malformed logprobs: a top_logprobs entry is not an object")
+        top = [[c, _logprob(v)] for c, v in top_i.items()] if top_i else []
+        out.append([tok, _logprob(lps[i]) if i < len(lps) else None, top])
+    return out
 
 
 def _tokens(lp: Any) -> list[list[Any]] | None:
-    """Generated tokens as ``[[token, logprob, [[candidate, logprob], ...]], ...]``."""
-    if not isinstance(lp, Mapping):
+    """Generated tokens as ``[[token, logprob, [[candidate, logprob], ...]], ...]``; logprobs are
+    finite and <= 0 or ``None``. Raises ``ValueError`` for logprobs of the wrong shape or values."""
+    if lp is None:
         return None
-    out: list[list[Any]] = []
+    if not isinstance(lp, Mapping):
+        raise ValueError(f"malformed logprobs: a {type(lp).__name__}, not an object")
     content = lp.get("content")
-    if isinstance(content, list):  # chat format (also llama.cpp's completions)
-        for t in content:
-            if not isinstance(t, Mapping) or not isinstance(t.get("token"), str):
-                raise ValueError("malformed logprobs.content entry")
-            top = [
-                [c["token"], _logprob(c.get("logprob"))]
-                for c in t.get("top_logprobs") or []
-                if isinstance(c, Mapping) and isinstance(c.get("token"), str)
-            ]
-            out.append([t["token"], _logprob(t.get("logprob")), top])
-        return out
+    if content is not None:  # chat format (also llama.cpp's completions)
+        return _chat_tokens(_list(content, "logprobs.content"))
     tokens = lp.get("tokens")
-    if isinstance(tokens, list):  # legacy completions format
-        lps = lp.get("token_logprobs") or [None] * len(tokens)
-        tops = lp.get("top_logprobs") or [None] * len(tokens)
-        if not isinstance(lps, list) or not isinstance(tops, list):
-            raise ValueError("malformed logprobs: token_logprobs/top_logprobs must be lists")
-        for i, tok in enumerate(tokens):
-            if not isinstance(tok, str):
-                raise ValueError("malformed logprobs.tokens entry")
-            top_i = tops[i] if i < len(tops) else None
-            top = [[c, _logprob(v)] for c, v in top_i.items()] if isinstance(top_i, Mapping) else []
-            out.append([tok, _logprob(lps[i]) if i < len(lps) else None, top])
-        return out
+    if tokens is not None:  # legacy completions format
+        return _legacy_tokens(lp, _list(tokens, "logprobs.tokens"))
     return None
+
+
+def _count(x: Any) -> int | None:
+    """A token count from ``usage``: an int in [0, MAX_USAGE_TOKENS), else ``None`` (not reported)."""
+    if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < MAX_USAGE_TOKENS:
+        return None
+    return x
 
 
 def read_response(data: Any) -> tuple[dict[str, Any], int | None, int | None]:
     """(answer, prompt_tokens, completion_tokens) of a chat or completions response body.
 
-    The answer is normalised to ``{"text": str, "tokens": [...] | None, "finish_reason": ...}``
-    whatever the endpoint kind. Raises ``ValueError`` with the reason for a body that is not a
-    usable completion (no ``choices``, no text).
+    The answer is normalised to ``{"text": str, "tokens": [...] | None, "finish_reason": str |
+    None}`` whatever the endpoint kind, and holds only what JSON can store and read back: logprobs
+    finite and <= 0 (NaN and -inf read as absent), token counts below :data:`MAX_USAGE_TOKENS`
+    (others read as not reported), ``finish_reason`` a str or ``None``. Raises ``ValueError`` with
+    the reason for a body that is not a usable completion (no ``choices``, no text, logprobs of
+    the wrong type or impossible values).
 
     Example:
         >>> read_response({"choices": [{"message": {"content": "yes"}, "finish_reason": "stop"}],
@@ -297,22 +344,25 @@ def read_response(data: Any) -> tuple[dict[str, Any], int | None, int | None]:
         raise ValueError("response choice is not an object")
     if "message" in choice:
         msg = choice["message"]
-        text = msg.get("content") if isinstance(msg, Mapping) else None
+        if not isinstance(msg, Mapping):
+            raise ValueError(f"response message is a {type(msg).__name__}, not an object")
+        text = msg.get("content")
+    elif "text" in choice:
+        text = choice["text"]
     else:
-        text = choice.get("text")
+        raise ValueError("response choice has neither message nor text")
     if text is None:
         text = ""
     if not isinstance(text, str):
         raise ValueError(f"response text is a {type(text).__name__}, not a string")
+    finish = choice.get("finish_reason")
     answer = {
         "text": text,
         "tokens": _tokens(choice.get("logprobs")),
-        "finish_reason": choice.get("finish_reason"),
+        "finish_reason": finish[:100] if isinstance(finish, str) else None,
     }
     usage = data.get("usage")
     pt = ct = None
     if isinstance(usage, Mapping):
-        p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        pt = p if isinstance(p, int) and not isinstance(p, bool) and p >= 0 else None
-        ct = c if isinstance(c, int) and not isinstance(c, bool) and c >= 0 else None
+        pt, ct = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
     return answer, pt, ct

@@ -9,7 +9,8 @@ one request is :mod:`taskspace.probing.http`'s job, one batch of a local model o
 * **One aiohttp session per run** (inside ``async with``), connections pooled.
 * **Groups and workers.** Prompted models on equal endpoints form one group; each local or callable
   model is a group of its own. A group has ``max_concurrency`` workers pulling jobs from a bounded
-  ``asyncio.Queue`` that one feeder fills lazily (round-robin over the group's models), so a run
+  ``asyncio.Queue`` that one feeder fills lazily (round-robin over the group's models, or one model
+  after the other on an endpoint with ``group_by_prompt``), so a run
   holds a fixed number of tasks however many texts there are, and never more requests in flight to
   an endpoint than its ``max_concurrency``.
 * **Limits** per endpoint: RPM and TPM token buckets (TPM reserves an estimate, corrected from the
@@ -18,9 +19,11 @@ one request is :mod:`taskspace.probing.http`'s job, one batch of a local model o
 * **Retries** on connection errors, timeouts and the endpoint's ``retry_statuses`` (408, 409, 429,
   5xx), with jittered exponential backoff, up to ``max_retries``; 401, 403 and 404 stop the whole
   endpoint (every other request would fail the same way). A 200 whose body is not a completion
-  (malformed JSON, an HTML page, no ``choices``) fails that request without retrying.
+  (malformed JSON, an HTML page, no ``choices``, impossible logprobs) is retried too, then fails
+  that request with its cause; a body over ``max_response_bytes`` fails it at once.
 * **Cache = resume** (:mod:`taskspace.probing.cache`): cached answers are read before anything is
-  sent, and each new answer is written through as it arrives.
+  sent, and each new answer is parsed, then written through by a group commit that the worker waits
+  for before its next request, so a killed run re-asks at most the requests it had in flight.
 * **Budget** (tokens and/or money, run-wide): each request reserves its estimate before it is sent;
   when the next one would not fit, scheduling stops (requests in flight finish), the unasked inputs
   are listed in ``skipped`` and ``stop_reason`` says why.
@@ -283,9 +286,22 @@ class Runner:
             m.stop_reason = client.refused
             return
         self._take(m, i, reply)
+        if self.writer is not None and m.keys is not None:
+            await self.writer.synced()  # durable before this worker sends its next request
+
+    def _fail(self, m: ModelPlan, i: int, rec: CallRecord, cause: str) -> None:
+        rec.status = "error"
+        rec.cause = self.plan.redact(cause).encode("utf-8", errors="replace").decode("utf-8")
+        m.record(rec)
+        if self.writer is not None and m.keys is not None:
+            self.writer.put_error(m.keys[i], m.name, rec.http_status, rec.cause, rec.attempts)
+        m.outcome(i, None, rec.cause, "failed")
+        if self.progress is not None:
+            self.progress.advance(1, errors=1)
 
     def _take(self, m: ModelPlan, i: int, reply: Reply) -> None:
-        """Record a reply, write it to the cache, and give input ``i`` its output or error."""
+        """Record a reply, give input ``i`` its output or error, and write it to the cache: the
+        answer is parsed first, so nothing is cached that cannot be read back."""
         rec = CallRecord(
             m.name,
             i,
@@ -295,30 +311,27 @@ class Runner:
             latency=reply.latency,
         )
         if reply.answer is None:
-            rec.status = "error"
-            rec.cause = self.plan.redact(reply.cause)
-            m.record(rec)
-            if self.writer is not None and m.keys is not None:
-                self.writer.put_error(m.keys[i], m.name, reply.status, rec.cause, rec.attempts)
-            m.outcome(i, None, rec.cause, "failed")
-            if self.progress is not None:
-                self.progress.advance(1, errors=1)
+            self._fail(m, i, rec, reply.cause)
+            return
+        try:
+            out, why = m.spec.parse(reply.answer)
+        except Exception as e:  # whatever the server sent, it is this input's error
+            self._fail(m, i, rec, f"HTTP 200 but the answer cannot be read: {type(e).__name__}: {e}")
             return
         rec.prompt_tokens = reply.prompt_tokens or 0
         rec.completion_tokens = reply.completion_tokens or 0
         rec.cost = _cost(m, reply)
         m.record(rec)
         if self.writer is not None and m.keys is not None:
-            self.writer.put_answer(
+            self.writer.put_answer_json(
                 m.keys[i],
                 m.name,
                 m.request(i),
-                reply.answer,
+                reply.answer_json,
                 reply.prompt_tokens,
                 reply.completion_tokens,
                 rec.latency,
             )
-        out, why = m.spec.parse(reply.answer)
         m.outcome(i, out, why, "unparseable")
         if self.progress is not None:
             self.progress.advance(
@@ -365,7 +378,13 @@ class Runner:
     async def _feed(self, lane: _Lane) -> None:
         q = lane.queue
         assert q is not None
-        if lane.client is not None:
+        if lane.client is not None and lane.client.endpoint.group_by_prompt:
+            for m in lane.models:  # one prompt's requests together: the server reuses its prefix
+                for i in m.todo:
+                    if self._check_stop(m, lane):
+                        break
+                    await q.put((m, i))
+        elif lane.client is not None:
             iters = [(m, iter(m.todo)) for m in lane.models if m.todo]
             while iters:
                 for entry in list(iters):
@@ -458,6 +477,9 @@ class Runner:
             tasks.append(asyncio.ensure_future(self._feed(lane)))
             tasks.extend(asyncio.ensure_future(self._work(lane)) for _ in range(lane.workers))
         end = None if self.deadline is None else time.monotonic() + self.deadline
+        for lane in lanes:
+            if lane.client is not None:
+                lane.client.deadline = end
         try:
             pending: set[asyncio.Task[None]] = set(tasks)
             while pending:
