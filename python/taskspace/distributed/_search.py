@@ -111,8 +111,8 @@ def topk(
     """For each row of ``A``, its ``k`` most similar rows of ``B`` (or of ``A``), on a Ray cluster.
 
     The same result as ``taskspace.search.cosine(A, B, top_k=k, exclude_self=exclude_self)``, bit for
-    bit: :class:`taskspace.TopK` ``(ids, scores)`` of shape (len(A), k), best first, ties to the
-    smaller id, rows with fewer than k candidates padded with id -1 / score -inf.
+    bit: :class:`taskspace.TopK` ``(ids, scores)`` of shape (len(A), min(k, len(B))), best first, ties
+    to the smaller id, rows with fewer than k candidates padded with id -1 / score -inf.
 
     ``A`` and ``B`` are cut into blocks of ``block_rows`` rows (default: about 32 MiB of vectors),
     each put into the object store once; one Ray task per (row block, column block) runs the fused
@@ -133,6 +133,7 @@ def topk(
     ma, mb = operands(A, B)
     if exclude_self and mb is not None:
         raise InvalidInputError("exclude_self applies only when B is None (A compared with itself)")
+    k = min(k, ma.shape[0] if mb is None else mb.shape[0])  # as taskspace.similarity clamps it
     threads = _checks.n_threads(_checks.positive_int(cpus_per_task, "cpus_per_task"))
     size = _block_rows(block_rows, ma.shape[1])
     connect(ray_address)
