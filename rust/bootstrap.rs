@@ -37,6 +37,12 @@ pub fn sketch_triangles(
     ensure(h > 0 && c > 0 && dim > 0, || {
         format!("h, c and dim must be positive, got h={h}, c={c}, dim={dim}")
     })?;
+    ensure(dim <= crate::surrogate::MAX_DIM, || {
+        format!(
+            "dim must be at most {}, got {dim}",
+            crate::surrogate::MAX_DIM
+        )
+    })?;
     // Products in checked arithmetic: a wrapped product could match a short input.
     let hc = checked_len(&[r, h, c], "x")?;
     let tri = checked_len(&[h, h.saturating_add(1)], "pos")? / 2;
@@ -311,10 +317,10 @@ mod tests {
     fn user_sizes_that_cannot_fit_are_errors_not_aborts() {
         use crate::error::CoreError;
         let (x, pos, w) = (vec![0.5; 2], vec![0u32; 1], vec![1.0; 1]);
-        // r = 2, h = 1, c = 1 and a dim of 2^61 read-outs (16 EiB): OutOfMemory naming dim.
+        // A dim of 2^61 read-outs (16 EiB) is refused before anything is allocated.
         match sketch_triangles(&x, &x, 2, 1, 1, &pos, &w, 1 << 61, 1) {
-            Err(CoreError::OutOfMemory(m)) => assert!(m.contains("dim"), "{m}"),
-            other => panic!("expected OutOfMemory, got {other:?}"),
+            Err(CoreError::InvalidInput(m)) => assert!(m.contains("dim"), "{m}"),
+            other => panic!("expected InvalidInput, got {other:?}"),
         }
         // r·h·c that wraps around usize must not match a short input.
         let big = 1usize << 32;

@@ -8,7 +8,7 @@
 //! consume the scores block by block and never hold the N×M matrix: memory is O((N+M)·d + N·k).
 //! Work is split into fixed row blocks; results do not depend on the thread count.
 
-use crate::error::{checked_len, ensure, try_copy, try_filled, Result};
+use crate::error::{checked_len, ensure, try_copy, try_filled, CoreError, Result};
 use crate::simd::{kernel, MR, NR};
 use crate::threads::for_each_piece;
 
@@ -411,6 +411,11 @@ pub fn top_k(
 ) -> Result<(Vec<i64>, Vec<f32>)> {
     let (n, m) = check_shapes(a, b.unwrap_or(a), d)?;
     ensure(k > 0, || "k must be >= 1".to_string())?;
+    // More columns than candidates would be pure padding: callers clamp k (taskspace.similarity
+    // does), so a larger k is refused before n·k is allocated and filled.
+    ensure(k <= m.max(1), || {
+        format!("k={k} is more than the {m} candidate rows; clamp it")
+    })?;
     // The result alone is n·k ids and scores: size it (and fail cleanly) before any work.
     let len = checked_len(&[n, k], "top_k")?;
     let mut ids = try_filled(len, -1i64, "top_k")?;
@@ -500,12 +505,14 @@ pub fn pairs_above(
     }
     let ua = unit_rows(a, d)?;
     let pb = PackedB::new(&unit_rows(b, d)?, d, n_threads)?;
-    type Found = (usize, Vec<i64>, Vec<i64>, Vec<f32>);
+    // Per block: its pairs, and whether they outgrew memory (the count is up to the threshold, so
+    // every growth is fallible: an allocation failure must be an error, not an abort).
+    type Found = (usize, Vec<i64>, Vec<i64>, Vec<f32>, bool);
     let mut blocks: Vec<Found> = (0..n.div_ceil(MC))
-        .map(|i| (i, Vec::new(), Vec::new(), Vec::new()))
+        .map(|i| (i, Vec::new(), Vec::new(), Vec::new(), false))
         .collect();
     for_each_piece(&mut blocks, 1, n_threads, |_, slot| {
-        let (bi, is, js, ss) = &mut slot[0];
+        let (bi, is, js, ss, oom) = &mut slot[0];
         let r0 = *bi * MC;
         let first_row = row_offset + r0; // global index of this block's first row
         let pa = PackedA::new(&ua, d, r0, n);
@@ -524,6 +531,10 @@ pub fn pairs_above(
             let c0 = p0 * NR;
             let cols = (p1 * NR).min(m) - c0;
             for (r, hits) in found.iter_mut().enumerate() {
+                if hits.try_reserve(cols).is_err() {
+                    *oom = true;
+                    return;
+                }
                 for (t, &s) in buf[r * NC..r * NC + cols].iter().enumerate() {
                     let col = c0 + t;
                     if s >= threshold && (!upper_only || col > first_row + r) {
@@ -532,6 +543,14 @@ pub fn pairs_above(
                 }
             }
             p0 = p1;
+        }
+        let count: usize = found.iter().map(Vec::len).sum();
+        if is.try_reserve_exact(count).is_err()
+            || js.try_reserve_exact(count).is_err()
+            || ss.try_reserve_exact(count).is_err()
+        {
+            *oom = true;
+            return;
         }
         for (r, hits) in found.into_iter().enumerate() {
             for (j, s) in hits {
@@ -542,12 +561,23 @@ pub fn pairs_above(
         }
     })?;
     let total: usize = blocks.iter().map(|b| b.1.len()).sum();
-    let (mut is, mut js, mut ss) = (
-        Vec::with_capacity(total),
-        Vec::with_capacity(total),
-        Vec::with_capacity(total),
-    );
-    for (_, bi, bj, bs) in blocks {
+    let too_many = || {
+        CoreError::OutOfMemory(format!(
+            "pairs_above: the pairs with cosine >= {threshold} do not fit in memory; raise the \
+             threshold or pass fewer rows at a time"
+        ))
+    };
+    if blocks.iter().any(|b| b.4) {
+        return Err(too_many());
+    }
+    let (mut is, mut js, mut ss) = (Vec::new(), Vec::new(), Vec::new());
+    if is.try_reserve_exact(total).is_err()
+        || js.try_reserve_exact(total).is_err()
+        || ss.try_reserve_exact(total).is_err()
+    {
+        return Err(too_many());
+    }
+    for (_, bi, bj, bs, _) in blocks {
         is.extend(bi);
         js.extend(bj);
         ss.extend(bs);
@@ -649,22 +679,21 @@ mod tests {
     }
 
     #[test]
-    fn huge_k_is_an_error_or_padding_never_an_abort() {
+    fn huge_k_is_an_error_never_an_abort() {
         use crate::error::CoreError;
         let a = random(100, 4, 8);
-        for k in [1usize << 62, usize::MAX, 10_000_000_000_000] {
+        for k in [101, 1usize << 31, 1usize << 62, usize::MAX] {
             for threads in [1, 2] {
                 match top_k(&a, None, 4, k, false, threads) {
-                    Err(CoreError::OutOfMemory(m)) => assert!(m.contains("top_k"), "{m}"),
-                    other => panic!("k={k}: expected OutOfMemory, got {:?}", other.map(|_| ())),
+                    Err(CoreError::InvalidInput(m)) => assert!(m.contains("candidate"), "{m}"),
+                    other => panic!("k={k}: expected InvalidInput, got {:?}", other.map(|_| ())),
                 }
             }
         }
-        // A k above the number of columns (but allocatable) pads; the buffers stay bounded by m.
-        let (ids, scores) = top_k(&a[..12], Some(&a[..8]), 4, 1000, false, 2).unwrap();
-        assert_eq!(ids.len(), 3000);
-        assert!(ids[2..1000].iter().all(|&i| i == -1) && ids[..2].iter().all(|&i| i >= 0));
-        assert!(scores[2..1000].iter().all(|&s| s == f32::NEG_INFINITY));
+        // k = all candidates with exclude_self: the last column is padding.
+        let (ids, scores) = top_k(&a[..20], None, 4, 5, true, 2).unwrap();
+        assert!((0..5).all(|i| ids[i * 5 + 4] == -1 && scores[i * 5 + 4] == f32::NEG_INFINITY));
+        assert!((0..5).all(|i| ids[i * 5..i * 5 + 4].iter().all(|&j| j >= 0)));
     }
 
     fn full_sort_topk(
@@ -695,7 +724,7 @@ mod tests {
             (1, 1, 3, 1),
             (10, 7, 5, 3),
             (MC + 3, 2 * NC + 5, 8, 10),
-            (30, 30, 4, 40),
+            (30, 30, 4, 30),
         ] {
             let a = random(n, d, 3);
             let b = random(m, d, 4);

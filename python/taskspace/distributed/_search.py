@@ -83,6 +83,8 @@ def _topk_block(
     # Removing one candidate from a row's best k+1 leaves its best k others, in the same order.
     own = ids == (np.arange(a.shape[0], dtype=np.int64) + self_offset)[:, None]
     order = np.argsort(own, axis=1, kind="stable")[:, :k]
+    # With fewer than k+1 columns (kk is clamped to the block) the own entry survives the cut: pad it.
+    ids, scores = np.where(own, -1, ids), np.where(own, np.float32(-np.inf), scores)
     return np.take_along_axis(ids, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 

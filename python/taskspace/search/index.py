@@ -97,6 +97,8 @@ def _check_room(dim: int, M: int, capacity: int) -> None:
             f"than this machine's {mem / 2**30:.3g} GiB of memory (at most {mem // item} items); the "
             f"index grows by itself, so start smaller"
         )
+
+
 _F32 = np.dtype(np.float32)
 #: Exact search for at most this many queries uses a BLAS product instead of the top-k kernel.
 _FEW_QUERIES = 16
