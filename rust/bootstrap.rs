@@ -13,7 +13,7 @@
 //! over contiguous rows (they vectorise; the dot-product form in `linalg.rs` is bound by the latency
 //! of its single accumulator), then forward and back substitution for the c right-hand sides.
 
-use crate::error::{ensure, CoreError, Result};
+use crate::error::{checked_len, ensure, try_copy, try_filled, CoreError, Result};
 use crate::threads::for_each_piece;
 
 /// Reads out `r` matrices E_k = X_k Y_kᵀ − (tr(X_k Y_kᵀ)/h)·I through a triangle map.
@@ -34,14 +34,21 @@ pub fn sketch_triangles(
     dim: usize,
     n_threads: usize,
 ) -> Result<Vec<f64>> {
-    let tri = h * (h + 1) / 2;
     ensure(h > 0 && c > 0 && dim > 0, || {
         format!("h, c and dim must be positive, got h={h}, c={c}, dim={dim}")
     })?;
-    ensure(x.len() == r * h * c && y.len() == r * h * c, || {
+    ensure(dim <= crate::surrogate::MAX_DIM, || {
         format!(
-            "x and y must hold r*h*c = {} values, got {} and {}",
-            r * h * c,
+            "dim must be at most {}, got {dim}",
+            crate::surrogate::MAX_DIM
+        )
+    })?;
+    // Products in checked arithmetic: a wrapped product could match a short input.
+    let hc = checked_len(&[r, h, c], "x")?;
+    let tri = checked_len(&[h, h.saturating_add(1)], "pos")? / 2;
+    ensure(x.len() == hc && y.len() == hc, || {
+        format!(
+            "x and y must hold r*h*c = {hc} values, got {} and {}",
             x.len(),
             y.len()
         )
@@ -56,7 +63,7 @@ pub fn sketch_triangles(
     ensure(pos.iter().all(|&p| (p as usize) < dim), || {
         format!("every position must be below dim={dim}")
     })?;
-    let mut out = vec![0.0f64; r * dim];
+    let mut out = try_filled(checked_len(&[r, dim], "dim")?, 0.0f64, "dim")?;
     for_each_piece(&mut out, dim, n_threads, |k, acc| {
         let xk = &x[k * h * c..(k + 1) * h * c];
         let yk = &y[k * h * c..(k + 1) * h * c];
@@ -90,7 +97,7 @@ pub fn sketch_triangles(
                 t += 1;
             }
         }
-    });
+    })?;
     Ok(out)
 }
 
@@ -108,17 +115,16 @@ pub fn solve_spd_batch(
     ensure(h > 0 && m > 0, || {
         format!("h and m must be positive, got h={h}, m={m}")
     })?;
-    ensure(a.len() == r * h * h && b.len() == r * h * m, || {
+    let (hh, hm) = (checked_len(&[r, h, h], "a")?, checked_len(&[r, h, m], "b")?);
+    ensure(a.len() == hh && b.len() == hm, || {
         format!(
-            "a must hold r*h*h = {} and b r*h*m = {} values, got {} and {}",
-            r * h * h,
-            r * h * m,
+            "a must hold r*h*h = {hh} and b r*h*m = {hm} values, got {} and {}",
             a.len(),
             b.len()
         )
     })?;
-    let mut out = b.to_vec();
-    let mut failed = vec![false; r];
+    let mut out = try_copy(b, "b")?;
+    let mut failed = try_filled(r, false, "a")?;
     let mut pieces: Vec<(&mut [f64], &mut bool)> =
         out.chunks_mut(h * m).zip(failed.iter_mut()).collect();
     for_each_piece(&mut pieces, 1, n_threads, |k, slot| {
@@ -129,7 +135,7 @@ pub fn solve_spd_batch(
         } else {
             **bad = true;
         }
-    });
+    })?;
     if let Some(k) = failed.iter().position(|&f| f) {
         return Err(CoreError::Numerical(format!(
             "matrix {k} is not positive definite"
@@ -305,6 +311,21 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn user_sizes_that_cannot_fit_are_errors_not_aborts() {
+        use crate::error::CoreError;
+        let (x, pos, w) = (vec![0.5; 2], vec![0u32; 1], vec![1.0; 1]);
+        // A dim of 2^61 read-outs (16 EiB) is refused before anything is allocated.
+        match sketch_triangles(&x, &x, 2, 1, 1, &pos, &w, 1 << 61, 1) {
+            Err(CoreError::InvalidInput(m)) => assert!(m.contains("dim"), "{m}"),
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+        // r·h·c that wraps around usize must not match a short input.
+        let big = 1usize << 32;
+        assert!(sketch_triangles(&[], &[], big, big, 1, &[], &[], 1, 1).is_err());
+        assert!(solve_spd_batch(&[], &[], big, big, 1, 1).is_err());
     }
 
     #[test]

@@ -3,9 +3,17 @@
 //! Thin by design: the Python package validates and coerces inputs (contiguous float32 arrays, lists
 //! of str, sizes) and gives the friendly messages; these functions copy what they need, release the
 //! GIL around the work and map `CoreError` to the package's exception classes.
+//!
+//! Nothing a Python caller passes may abort or panic the interpreter: integer arguments out of
+//! range are `InvalidInputError` (not `OverflowError`), the kernels size their buffers with checked,
+//! fallible allocation (`MemoryError` when a request cannot fit), and every function body runs under
+//! [`guard`], which turns a panic that still happens (a bug) into a `TaskspaceError` instead of
+//! pyo3's `PanicException` (a `BaseException` that `except Exception` misses).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::bootstrap;
@@ -37,8 +45,47 @@ fn to_py(e: CoreError) -> PyErr {
     match e {
         CoreError::InvalidInput(m) => InvalidInputError::new_err(m),
         CoreError::Numerical(m) => NumericalError::new_err(m),
+        CoreError::OutOfMemory(m) => PyMemoryError::new_err(m),
+        CoreError::Internal(m) => TaskspaceError::new_err(m),
     }
 }
+
+/// Runs a binding's body; a panic (a bug: bad input gives errors) becomes a `TaskspaceError`.
+fn guard<T>(name: &str, body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        Err(TaskspaceError::new_err(format!(
+            "internal error in taskspace._core.{name} (a bug in taskspace, please report it): {}",
+            crate::threads::panic_message(payload.as_ref())
+        )))
+    })
+}
+
+/// An unsigned integer argument. Out of range (negative or too large) is an `InvalidInputError`
+/// stating the range; pyo3 adds a note naming the argument.
+struct Int<T>(T);
+
+macro_rules! int_argument {
+    ($($t:ty),*) => {$(
+        impl<'a, 'py> FromPyObject<'a, 'py> for Int<$t> {
+            type Error = PyErr;
+
+            fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+                match obj.extract::<$t>() {
+                    Ok(v) => Ok(Int(v)),
+                    Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
+                        Err(InvalidInputError::new_err(format!(
+                            "integer out of range: must be in 0..={}",
+                            <$t>::MAX
+                        )))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    )*};
+}
+
+int_argument!(u8, u32, u64, usize);
 
 fn slice<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
     a: &'a numpy::PyReadonlyArray<'_, T, D>,
@@ -47,10 +94,20 @@ fn slice<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
         .map_err(|_| InvalidInputError::new_err("array must be C-contiguous"))
 }
 
+/// A fallibly allocated copy of a C-contiguous array.
+fn copy<T: numpy::Element + Clone>(a: &PyReadonlyArray1<'_, T>, what: &str) -> PyResult<Vec<T>> {
+    crate::error::try_copy(slice(a)?, what).map_err(to_py)
+}
+
 /// The surrogate's numeric core for one validated configuration.
 #[pyclass(module = "taskspace._core", frozen)]
 struct SurrogateCore {
     cfg: Config,
+}
+
+/// `texts` (and `pairs`) as string slices.
+fn str_refs(texts: &[String]) -> Vec<&str> {
+    texts.iter().map(String::as_str).collect()
 }
 
 #[pymethods]
@@ -58,16 +115,19 @@ impl SurrogateCore {
     #[new]
     #[pyo3(signature = (*, features, dim, seed, hash_bits, ridge, method))]
     fn new(
-        features: usize,
-        dim: usize,
-        seed: u64,
-        hash_bits: u32,
+        features: Int<usize>,
+        dim: Int<usize>,
+        seed: Int<u64>,
+        hash_bits: Int<u32>,
         ridge: f64,
         method: &str,
     ) -> PyResult<Self> {
-        let method = Method::parse(method).map_err(to_py)?;
-        let cfg = Config::new(features, dim, seed, hash_bits, ridge, method).map_err(to_py)?;
-        Ok(Self { cfg })
+        guard("SurrogateCore", || {
+            let method = Method::parse(method).map_err(to_py)?;
+            let cfg = Config::new(features.0, dim.0, seed.0, hash_bits.0, ridge, method)
+                .map_err(to_py)?;
+            Ok(Self { cfg })
+        })
     }
 
     /// Featurizes and encodes texts (and optional second texts) to an (n, features) float32 array.
@@ -77,20 +137,25 @@ impl SurrogateCore {
         py: Python<'py>,
         texts: Vec<String>,
         text_pairs: Option<Vec<String>>,
-        namespace: u8,
-        n_threads: usize,
+        namespace: Int<u8>,
+        n_threads: Int<usize>,
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        let cfg = self.cfg.clone();
-        let out = py
-            .detach(|| {
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let prefs: Option<Vec<&str>> = text_pairs
-                    .as_ref()
-                    .map(|p| p.iter().map(String::as_str).collect());
-                surrogate::encode(&refs, prefs.as_deref(), namespace, &cfg, n_threads)
-            })
-            .map_err(to_py)?;
-        Ok(PyArray1::from_vec(py, out))
+        guard("SurrogateCore.encode", || {
+            let cfg = self.cfg.clone();
+            let out = py
+                .detach(|| {
+                    let prefs = text_pairs.as_deref().map(str_refs);
+                    surrogate::encode(
+                        &str_refs(&texts),
+                        prefs.as_deref(),
+                        namespace.0,
+                        &cfg,
+                        n_threads.0,
+                    )
+                })
+                .map_err(to_py)?;
+            Ok(PyArray1::from_vec(py, out))
+        })
     }
 
     /// Sufficient statistics of (features (n, h), outputs (n, c)) as a tuple
@@ -102,30 +167,32 @@ impl SurrogateCore {
         py: Python<'py>,
         features: PyReadonlyArray2<'py, f32>,
         outputs: PyReadonlyArray2<'py, f32>,
-        n_threads: usize,
+        n_threads: Int<usize>,
     ) -> PyResult<(u64, [Bound<'py, PyArray1<f64>>; 5])> {
-        let (h, c) = (features.shape()[1], outputs.shape()[1]);
-        if h != self.cfg.features {
-            return Err(InvalidInputError::new_err(format!(
-                "features have {h} columns, the surrogate has {}",
-                self.cfg.features
-            )));
-        }
-        let f = slice(&features)?;
-        let y = slice(&outputs)?;
-        let s = py
-            .detach(|| Stats::accumulate(f, y, h, c, n_threads))
-            .map_err(to_py)?;
-        Ok((
-            s.n,
-            [
-                PyArray1::from_vec(py, s.sum_f),
-                PyArray1::from_vec(py, s.sum_y),
-                PyArray1::from_vec(py, s.ff),
-                PyArray1::from_vec(py, s.fy),
-                PyArray1::from_vec(py, s.yy),
-            ],
-        ))
+        guard("SurrogateCore.stats", || {
+            let (h, c) = (features.shape()[1], outputs.shape()[1]);
+            if h != self.cfg.features {
+                return Err(InvalidInputError::new_err(format!(
+                    "features have {h} columns, the surrogate has {}",
+                    self.cfg.features
+                )));
+            }
+            let f = slice(&features)?;
+            let y = slice(&outputs)?;
+            let s = py
+                .detach(|| Stats::accumulate(f, y, h, c, n_threads.0))
+                .map_err(to_py)?;
+            Ok((
+                s.n,
+                [
+                    PyArray1::from_vec(py, s.sum_f),
+                    PyArray1::from_vec(py, s.sum_y),
+                    PyArray1::from_vec(py, s.ff),
+                    PyArray1::from_vec(py, s.fy),
+                    PyArray1::from_vec(py, s.yy),
+                ],
+            ))
+        })
     }
 
     /// Task embedding (float32, length dim) from sufficient statistics.
@@ -134,7 +201,7 @@ impl SurrogateCore {
     fn embed<'py>(
         &self,
         py: Python<'py>,
-        n: u64,
+        n: Int<u64>,
         sum_f: PyReadonlyArray1<'py, f64>,
         sum_y: PyReadonlyArray1<'py, f64>,
         ff: PyReadonlyArray1<'py, f64>,
@@ -142,47 +209,56 @@ impl SurrogateCore {
         yy: PyReadonlyArray1<'py, f64>,
         mode: &str,
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        let mode = Mode::parse(mode).map_err(to_py)?;
-        let stats = Stats {
-            h: sum_f.len(),
-            c: sum_y.len(),
-            n,
-            sum_f: slice(&sum_f)?.to_vec(),
-            sum_y: slice(&sum_y)?.to_vec(),
-            ff: slice(&ff)?.to_vec(),
-            fy: slice(&fy)?.to_vec(),
-            yy: slice(&yy)?.to_vec(),
-        };
-        if stats.h != self.cfg.features {
-            return Err(InvalidInputError::new_err(format!(
-                "statistics have h={}, the surrogate has features={}",
-                stats.h, self.cfg.features
-            )));
-        }
-        let cfg = self.cfg.clone();
-        let v = py
-            .detach(|| surrogate::embed(&stats, mode, &cfg))
-            .map_err(to_py)?;
-        Ok(PyArray1::from_vec(py, v))
+        guard("SurrogateCore.embed", || {
+            let mode = Mode::parse(mode).map_err(to_py)?;
+            let (h, c) = (sum_f.len(), sum_y.len());
+            if h != self.cfg.features {
+                return Err(InvalidInputError::new_err(format!(
+                    "statistics have h={h}, the surrogate has features={}",
+                    self.cfg.features
+                )));
+            }
+            if c > surrogate::MAX_OUTPUTS {
+                return Err(InvalidInputError::new_err(format!(
+                    "statistics have c={c} output columns, at most {} are supported",
+                    surrogate::MAX_OUTPUTS
+                )));
+            }
+            let stats = Stats {
+                h,
+                c,
+                n: n.0,
+                sum_f: copy(&sum_f, "sum_f")?,
+                sum_y: copy(&sum_y, "sum_y")?,
+                ff: copy(&ff, "ff")?,
+                fy: copy(&fy, "fy")?,
+                yy: copy(&yy, "yy")?,
+            };
+            let cfg = self.cfg.clone();
+            let v = py
+                .detach(|| surrogate::embed(&stats, mode, &cfg))
+                .map_err(to_py)?;
+            Ok(PyArray1::from_vec(py, v))
+        })
     }
 }
 
 /// The specified 64-bit hash (FNV-1a 64 + MurmurHash3 fmix64) of a byte string.
 #[pyfunction]
-fn hash64(data: &[u8]) -> u64 {
-    hash::hash64(data)
+fn hash64(data: &[u8]) -> PyResult<u64> {
+    guard("hash64", || Ok(hash::hash64(data)))
 }
 
 /// Which SIMD instruction set the dispatched kernels use on this machine ("avx2", "sse2", "neon", ...).
 #[pyfunction]
-fn simd_backend() -> &'static str {
-    crate::simd::backend()
+fn simd_backend() -> PyResult<&'static str> {
+    guard("simd_backend", || Ok(crate::simd::backend()))
 }
 
 /// The featurizer's tokens of a text.
 #[pyfunction]
-fn tokens(text: &str) -> Vec<String> {
-    text::tokens(text)
+fn tokens(text: &str) -> PyResult<Vec<String>> {
+    guard("tokens", || Ok(text::tokens(text)))
 }
 
 /// Hashed n-gram features of texts as CSR arrays (indptr u64, indices u32, values f32).
@@ -193,28 +269,33 @@ fn featurize<'py>(
     py: Python<'py>,
     texts: Vec<String>,
     text_pairs: Option<Vec<String>>,
-    namespace: u8,
-    hash_bits: u32,
-    n_threads: usize,
+    namespace: Int<u8>,
+    hash_bits: Int<u32>,
+    n_threads: Int<usize>,
 ) -> PyResult<(
     Bound<'py, PyArray1<u64>>,
     Bound<'py, PyArray1<u32>>,
     Bound<'py, PyArray1<f32>>,
 )> {
-    let (indptr, indices, values) = py
-        .detach(|| {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let prefs: Option<Vec<&str>> = text_pairs
-                .as_ref()
-                .map(|p| p.iter().map(String::as_str).collect());
-            surrogate::featurize_batch(&refs, prefs.as_deref(), namespace, hash_bits, n_threads)
-        })
-        .map_err(to_py)?;
-    Ok((
-        PyArray1::from_vec(py, indptr),
-        PyArray1::from_vec(py, indices),
-        PyArray1::from_vec(py, values),
-    ))
+    guard("featurize", || {
+        let (indptr, indices, values) = py
+            .detach(|| {
+                let prefs = text_pairs.as_deref().map(str_refs);
+                surrogate::featurize_batch(
+                    &str_refs(&texts),
+                    prefs.as_deref(),
+                    namespace.0,
+                    hash_bits.0,
+                    n_threads.0,
+                )
+            })
+            .map_err(to_py)?;
+        Ok((
+            PyArray1::from_vec(py, indptr),
+            PyArray1::from_vec(py, indices),
+            PyArray1::from_vec(py, values),
+        ))
+    })
 }
 
 fn writable<'py>(
@@ -222,6 +303,17 @@ fn writable<'py>(
 ) -> PyResult<numpy::PyReadwriteArray2<'py, f32>> {
     out.try_readwrite()
         .map_err(|_| InvalidInputError::new_err("out is not writeable (or is borrowed elsewhere)"))
+}
+
+/// Raises unless `b` has `d` columns.
+fn same_dim(d: usize, b: &[usize]) -> PyResult<()> {
+    if b[1] != d {
+        return Err(InvalidInputError::new_err(format!(
+            "dimension mismatch: {d} vs {}",
+            b[1]
+        )));
+    }
+    Ok(())
 }
 
 /// Cosine similarities of the rows of a (n, d) and b (m, d), written into out (n, m); all float32.
@@ -233,30 +325,27 @@ fn cosine<'py>(
     a: PyReadonlyArray2<'py, f32>,
     b: Option<PyReadonlyArray2<'py, f32>>,
     out: Bound<'py, numpy::PyArray2<f32>>,
-    n_threads: usize,
+    n_threads: Int<usize>,
 ) -> PyResult<()> {
-    let d = a.shape()[1];
-    let sa = slice(&a)?;
-    let mut w = writable(&out)?;
-    let so = w
-        .as_slice_mut()
-        .map_err(|_| InvalidInputError::new_err("out must be C-contiguous"))?;
-    match b {
-        Some(b) => {
-            if b.shape()[1] != d {
-                return Err(InvalidInputError::new_err(format!(
-                    "dimension mismatch: {d} vs {}",
-                    b.shape()[1]
-                )));
+    guard("cosine", || {
+        let d = a.shape()[1];
+        let sa = slice(&a)?;
+        let mut w = writable(&out)?;
+        let so = w
+            .as_slice_mut()
+            .map_err(|_| InvalidInputError::new_err("out must be C-contiguous"))?;
+        match b {
+            Some(b) => {
+                same_dim(d, b.shape())?;
+                let sb = slice(&b)?;
+                py.detach(|| cosine_into(sa, sb, d, so, n_threads.0))
+                    .map_err(to_py)
             }
-            let sb = slice(&b)?;
-            py.detach(|| cosine_into(sa, sb, d, so, n_threads))
-                .map_err(to_py)
+            None => py
+                .detach(|| cosine_self_into(sa, d, so, n_threads.0))
+                .map_err(to_py),
         }
-        None => py
-            .detach(|| cosine_self_into(sa, d, so, n_threads))
-            .map_err(to_py),
-    }
+    })
 }
 
 /// Fused top-k cosine search: (ids int64, scores float32), both flat (n*k), best first.
@@ -267,28 +356,25 @@ fn top_k<'py>(
     py: Python<'py>,
     a: PyReadonlyArray2<'py, f32>,
     b: Option<PyReadonlyArray2<'py, f32>>,
-    k: usize,
+    k: Int<usize>,
     exclude_self: bool,
-    n_threads: usize,
+    n_threads: Int<usize>,
 ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
-    let d = a.shape()[1];
-    if let Some(b) = &b {
-        if b.shape()[1] != d {
-            return Err(InvalidInputError::new_err(format!(
-                "dimension mismatch: {d} vs {}",
-                b.shape()[1]
-            )));
+    guard("top_k", || {
+        let d = a.shape()[1];
+        if let Some(b) = &b {
+            same_dim(d, b.shape())?;
         }
-    }
-    let sa = slice(&a)?;
-    let sb = match &b {
-        Some(b) => Some(slice(b)?),
-        None => None,
-    };
-    let (ids, scores) = py
-        .detach(|| similarity::top_k(sa, sb, d, k, exclude_self, n_threads))
-        .map_err(to_py)?;
-    Ok((PyArray1::from_vec(py, ids), PyArray1::from_vec(py, scores)))
+        let sa = slice(&a)?;
+        let sb = match &b {
+            Some(b) => Some(slice(b)?),
+            None => None,
+        };
+        let (ids, scores) = py
+            .detach(|| similarity::top_k(sa, sb, d, k.0, exclude_self, n_threads.0))
+            .map_err(to_py)?;
+        Ok((PyArray1::from_vec(py, ids), PyArray1::from_vec(py, scores)))
+    })
 }
 
 /// All pairs with cosine >= threshold: (i int64, j int64, score float32); rows of a numbered from
@@ -301,30 +387,29 @@ fn pairs_above<'py>(
     a: PyReadonlyArray2<'py, f32>,
     b: PyReadonlyArray2<'py, f32>,
     threshold: f32,
-    row_offset: usize,
+    row_offset: Int<usize>,
     upper_only: bool,
-    n_threads: usize,
+    n_threads: Int<usize>,
 ) -> PyResult<(
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray1<f32>>,
 )> {
-    let d = a.shape()[1];
-    if b.shape()[1] != d {
-        return Err(InvalidInputError::new_err(format!(
-            "dimension mismatch: {d} vs {}",
-            b.shape()[1]
-        )));
-    }
-    let (sa, sb) = (slice(&a)?, slice(&b)?);
-    let (is, js, ss) = py
-        .detach(|| similarity::pairs_above(sa, sb, d, threshold, row_offset, upper_only, n_threads))
-        .map_err(to_py)?;
-    Ok((
-        PyArray1::from_vec(py, is),
-        PyArray1::from_vec(py, js),
-        PyArray1::from_vec(py, ss),
-    ))
+    guard("pairs_above", || {
+        let d = a.shape()[1];
+        same_dim(d, b.shape())?;
+        let (sa, sb) = (slice(&a)?, slice(&b)?);
+        let (is, js, ss) = py
+            .detach(|| {
+                similarity::pairs_above(sa, sb, d, threshold, row_offset.0, upper_only, n_threads.0)
+            })
+            .map_err(to_py)?;
+        Ok((
+            PyArray1::from_vec(py, is),
+            PyArray1::from_vec(py, js),
+            PyArray1::from_vec(py, ss),
+        ))
+    })
 }
 
 /// Read-outs (flat r*dim float64) of r low-rank estimates X_k Y_kᵀ − (tr/h)·I through a triangle
@@ -337,22 +422,24 @@ fn sketch_triangles<'py>(
     y: numpy::PyReadonlyArray3<'py, f64>,
     pos: PyReadonlyArray1<'py, u32>,
     weight: PyReadonlyArray1<'py, f64>,
-    dim: usize,
-    n_threads: usize,
+    dim: Int<usize>,
+    n_threads: Int<usize>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let (r, h, c) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-    if y.shape() != x.shape() {
-        return Err(InvalidInputError::new_err(format!(
-            "x and y must have the same shape, got {:?} and {:?}",
-            x.shape(),
-            y.shape()
-        )));
-    }
-    let (sx, sy, sp, sw) = (slice(&x)?, slice(&y)?, slice(&pos)?, slice(&weight)?);
-    let out = py
-        .detach(|| bootstrap::sketch_triangles(sx, sy, r, h, c, sp, sw, dim, n_threads))
-        .map_err(to_py)?;
-    Ok(PyArray1::from_vec(py, out))
+    guard("sketch_triangles", || {
+        let (r, h, c) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+        if y.shape() != x.shape() {
+            return Err(InvalidInputError::new_err(format!(
+                "x and y must have the same shape, got {:?} and {:?}",
+                x.shape(),
+                y.shape()
+            )));
+        }
+        let (sx, sy, sp, sw) = (slice(&x)?, slice(&y)?, slice(&pos)?, slice(&weight)?);
+        let out = py
+            .detach(|| bootstrap::sketch_triangles(sx, sy, r, h, c, sp, sw, dim.0, n_threads.0))
+            .map_err(to_py)?;
+        Ok(PyArray1::from_vec(py, out))
+    })
 }
 
 /// Solutions (flat r*h*m float64) of r symmetric positive definite systems A_k X_k = B_k; a is
@@ -363,20 +450,22 @@ fn solve_spd_batch<'py>(
     py: Python<'py>,
     a: numpy::PyReadonlyArray3<'py, f64>,
     b: numpy::PyReadonlyArray3<'py, f64>,
-    n_threads: usize,
+    n_threads: Int<usize>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let (r, h, m) = (b.shape()[0], b.shape()[1], b.shape()[2]);
-    if a.shape() != [r, h, h] {
-        return Err(InvalidInputError::new_err(format!(
-            "a must have shape ({r}, {h}, {h}), got {:?}",
-            a.shape()
-        )));
-    }
-    let (sa, sb) = (slice(&a)?, slice(&b)?);
-    let out = py
-        .detach(|| bootstrap::solve_spd_batch(sa, sb, r, h, m, n_threads))
-        .map_err(to_py)?;
-    Ok(PyArray1::from_vec(py, out))
+    guard("solve_spd_batch", || {
+        let (r, h, m) = (b.shape()[0], b.shape()[1], b.shape()[2]);
+        if a.shape() != [r, h, h] {
+            return Err(InvalidInputError::new_err(format!(
+                "a must have shape ({r}, {h}, {h}), got {:?}",
+                a.shape()
+            )));
+        }
+        let (sa, sb) = (slice(&a)?, slice(&b)?);
+        let out = py
+            .detach(|| bootstrap::solve_spd_batch(sa, sb, r, h, m, n_threads.0))
+            .map_err(to_py)?;
+        Ok(PyArray1::from_vec(py, out))
+    })
 }
 
 #[pymodule]

@@ -8,7 +8,7 @@
 //! consume the scores block by block and never hold the N×M matrix: memory is O((N+M)·d + N·k).
 //! Work is split into fixed row blocks; results do not depend on the thread count.
 
-use crate::error::{ensure, Result};
+use crate::error::{checked_len, ensure, try_copy, try_filled, CoreError, Result};
 use crate::simd::{kernel, MR, NR};
 use crate::threads::for_each_piece;
 
@@ -51,12 +51,12 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Rows scaled to unit length; zero rows stay zero.
-fn unit_rows(x: &[f32], d: usize) -> Vec<f32> {
-    let mut out = x.to_vec();
+fn unit_rows(x: &[f32], d: usize) -> Result<Vec<f32>> {
+    let mut out = try_copy(x, "unit rows")?;
     for row in out.chunks_mut(d) {
         normalize_row(row);
     }
-    out
+    Ok(out)
 }
 
 /// Copies rows `r0..r0+w` (fewer at the end, zero-padded) of the row-major `x` (·×d) into `dst` as a
@@ -79,16 +79,16 @@ struct PackedB {
 }
 
 impl PackedB {
-    fn new(b_unit: &[f32], d: usize, n_threads: usize) -> Self {
+    fn new(b_unit: &[f32], d: usize, n_threads: usize) -> Result<Self> {
         let m = b_unit.len() / d;
         let n_panels = m.div_ceil(NR);
-        let mut panels = vec![0.0f32; n_panels * d * NR];
+        let mut panels = try_filled(checked_len(&[n_panels, d, NR], "b")?, 0.0f32, "b")?;
         for_each_piece(&mut panels, 16 * d * NR, n_threads, |piece, chunk| {
             for (q, dst) in chunk.chunks_mut(d * NR).enumerate() {
                 pack_panel(b_unit, d, (piece * 16 + q) * NR, NR, m, dst);
             }
-        });
-        Self { d, m, panels }
+        })?;
+        Ok(Self { d, m, panels })
     }
 
     fn n_panels(&self) -> usize {
@@ -185,9 +185,15 @@ const FEW_QUERIES: usize = 16;
 /// Scores of a few unit query rows `ua` (n×d) against the raw rows of `b`, column-major: entry
 /// `j*n + i` is cos(a_i, b_j). Each B row is scaled into a small buffer (norm in f64, as in
 /// `unit_rows`) instead of copying and packing all of B.
-fn few_query_scores(ua: &[f32], b: &[f32], d: usize, n: usize, n_threads: usize) -> Vec<f32> {
+fn few_query_scores(
+    ua: &[f32],
+    b: &[f32],
+    d: usize,
+    n: usize,
+    n_threads: usize,
+) -> Result<Vec<f32>> {
     let m = b.len() / d;
-    let mut scores = vec![0.0f32; m * n];
+    let mut scores = try_filled(checked_len(&[m, n], "scores")?, 0.0f32, "scores")?;
     for_each_piece(&mut scores, 256 * n, n_threads, |piece, chunk| {
         let mut row = vec![0.0f32; d];
         for (k, dst) in chunk.chunks_mut(n).enumerate() {
@@ -198,8 +204,8 @@ fn few_query_scores(ua: &[f32], b: &[f32], d: usize, n: usize, n_threads: usize)
                 *o = dot_lanes(&ua[i * d..(i + 1) * d], &row).clamp(-1.0, 1.0);
             }
         }
-    });
-    scores
+    })?;
+    Ok(scores)
 }
 
 /// Cosine similarities S (n×m) between rows of `a` (n×d) and `b` (m×d), written into `out`.
@@ -212,15 +218,15 @@ pub fn cosine_into(
     n_threads: usize,
 ) -> Result<()> {
     let (n, m) = check_shapes(a, b, d)?;
-    ensure(out.len() == n * m, || {
+    ensure(Some(out.len()) == n.checked_mul(m), || {
         format!("out has {} entries, expected {n}x{m}", out.len())
     })?;
     if n == 0 || m == 0 {
         return Ok(());
     }
-    let ua = unit_rows(a, d);
+    let ua = unit_rows(a, d)?;
     if n <= FEW_QUERIES {
-        let scores = few_query_scores(&ua, b, d, n, n_threads);
+        let scores = few_query_scores(&ua, b, d, n, n_threads)?;
         for (j, col) in scores.chunks(n).enumerate() {
             for (i, &v) in col.iter().enumerate() {
                 out[i * m + j] = v;
@@ -228,7 +234,7 @@ pub fn cosine_into(
         }
         return Ok(());
     }
-    let pb = PackedB::new(&unit_rows(b, d), d, n_threads);
+    let pb = PackedB::new(&unit_rows(b, d)?, d, n_threads)?;
     // Sweep B in column groups small enough to stay in the last-level cache while every A block
     // passes over them; otherwise a large B (m·d·4 bytes beyond the cache) is streamed from memory
     // once per A block and the kernel starves.
@@ -239,7 +245,7 @@ pub fn cosine_into(
         for_each_piece(out, MC * m, n_threads, |piece, rows| {
             let pa = PackedA::new(&ua, d, piece * MC, n);
             block_scores(&pa, &pb, g0, g1, &mut rows[g0 * NR..], m);
-        });
+        })?;
         g0 = g1;
     }
     Ok(())
@@ -260,14 +266,14 @@ fn group_panels(d: usize) -> usize {
 /// diagonal are computed, the rest is mirrored.
 pub fn cosine_self_into(a: &[f32], d: usize, out: &mut [f32], n_threads: usize) -> Result<()> {
     let (n, _) = check_shapes(a, a, d)?;
-    ensure(out.len() == n * n, || {
+    ensure(Some(out.len()) == n.checked_mul(n), || {
         format!("out has {} entries, expected {n}x{n}", out.len())
     })?;
     if n == 0 {
         return Ok(());
     }
-    let ua = unit_rows(a, d);
-    let pb = PackedB::new(&ua, d, n_threads);
+    let ua = unit_rows(a, d)?;
+    let pb = PackedB::new(&ua, d, n_threads)?;
     let group = group_panels(d);
     let mut g0 = 0;
     while g0 < pb.n_panels() {
@@ -279,15 +285,14 @@ pub fn cosine_self_into(a: &[f32], d: usize, out: &mut [f32], n_threads: usize) 
                 let pa = PackedA::new(&ua, d, r0, n);
                 block_scores(&pa, &pb, p0, g1, &mut rows[p0 * NR..], n);
             }
-        });
+        })?;
         g0 = g1;
     }
-    mirror_upper(out, n, n_threads);
-    Ok(())
+    mirror_upper(out, n, n_threads)
 }
 
 /// Copies the upper triangle onto the lower one, tile by tile (cache-friendly transposes).
-fn mirror_upper(out: &mut [f32], n: usize, n_threads: usize) {
+fn mirror_upper(out: &mut [f32], n: usize, n_threads: usize) -> Result<()> {
     const T: usize = 64;
     // Rows i of tile-row `bi` read out[j][i] for j < i, which lie in earlier tile-rows' upper part;
     // those entries are never written here (only j < i of the own rows are), so reads and writes
@@ -311,7 +316,7 @@ fn mirror_upper(out: &mut [f32], n: usize, n_threads: usize) {
                 }
             }
         }
-    });
+    })
 }
 
 /// The k best (score, column) of one row so far: scores above `floor` are buffered, and the buffer
@@ -328,11 +333,12 @@ fn better(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
 }
 
 impl RowTopK {
-    fn new(k: usize) -> Self {
+    /// `cap` bounds the buffer's initial room (the number of candidates), whatever `k` is.
+    fn new(k: usize, cap: usize) -> Self {
         Self {
             k,
             floor: f32::NEG_INFINITY,
-            buf: Vec::with_capacity(2 * k + 1),
+            buf: Vec::with_capacity(k.min(cap).saturating_mul(2).saturating_add(1)),
         }
     }
 
@@ -405,45 +411,55 @@ pub fn top_k(
 ) -> Result<(Vec<i64>, Vec<f32>)> {
     let (n, m) = check_shapes(a, b.unwrap_or(a), d)?;
     ensure(k > 0, || "k must be >= 1".to_string())?;
+    // More columns than candidates would be pure padding: callers clamp k (taskspace.similarity
+    // does), so a larger k is refused before n·k is allocated and filled.
+    ensure(k <= m.max(1), || {
+        format!("k={k} is more than the {m} candidate rows; clamp it")
+    })?;
+    // The result alone is n·k ids and scores: size it (and fail cleanly) before any work.
+    let len = checked_len(&[n, k], "top_k")?;
+    let mut ids = try_filled(len, -1i64, "top_k")?;
+    let mut scores = try_filled(len, f32::NEG_INFINITY, "top_k")?;
     let skip_self = exclude_self && b.is_none();
-    let ua = unit_rows(a, d);
+    let ua = unit_rows(a, d)?;
     if n <= FEW_QUERIES && n > 0 && m > 0 {
-        let scores = few_query_scores(&ua, b.unwrap_or(a), d, n, n_threads);
-        let mut ids = vec![-1i64; n * k];
-        let mut best = vec![f32::NEG_INFINITY; n * k];
+        let few = few_query_scores(&ua, b.unwrap_or(a), d, n, n_threads)?;
         for i in 0..n {
-            let mut top = RowTopK::new(k);
+            let mut top = RowTopK::new(k, m);
             for j in 0..m {
                 if !(skip_self && j == i) {
-                    top.offer(scores[j * n + i], j as u32);
+                    top.offer(few[j * n + i], j as u32);
                 }
             }
-            top.finish(&mut ids[i * k..(i + 1) * k], &mut best[i * k..(i + 1) * k]);
+            top.finish(
+                &mut ids[i * k..(i + 1) * k],
+                &mut scores[i * k..(i + 1) * k],
+            );
         }
-        return Ok((ids, best));
+        return Ok((ids, scores));
     }
     let ub_owned;
     let ub: &[f32] = match b {
         Some(b) => {
-            ub_owned = unit_rows(b, d);
+            ub_owned = unit_rows(b, d)?;
             &ub_owned
         }
         None => &ua,
     };
-    let pb = PackedB::new(ub, d, n_threads);
-    let mut ids = vec![-1i64; n * k];
-    let mut scores = vec![f32::NEG_INFINITY; n * k];
+    let pb = PackedB::new(ub, d, n_threads)?;
     if n == 0 || m == 0 {
         return Ok((ids, scores));
     }
-    let mut blocks: Vec<(usize, Vec<i64>, Vec<f32>)> = (0..n.div_ceil(MC))
-        .map(|i| (i, Vec::new(), Vec::new()))
+    // Each worker fills its block's rows of the result in place.
+    let mut blocks: Vec<(&mut [i64], &mut [f32])> = ids
+        .chunks_mut(MC.saturating_mul(k))
+        .zip(scores.chunks_mut(MC.saturating_mul(k)))
         .collect();
-    for_each_piece(&mut blocks, 1, n_threads, |_, slot| {
-        let (bi, bids, bscores) = &mut slot[0];
-        let r0 = *bi * MC;
+    for_each_piece(&mut blocks, 1, n_threads, |bi, slot| {
+        let (bids, bscores) = &mut slot[0];
+        let r0 = bi * MC;
         let pa = PackedA::new(&ua, d, r0, n);
-        let mut tops: Vec<RowTopK> = (0..pa.rows).map(|_| RowTopK::new(k)).collect();
+        let mut tops: Vec<RowTopK> = (0..pa.rows).map(|_| RowTopK::new(k, m)).collect();
         let mut buf = vec![0.0f32; MC * NC];
         let panels_per_pass = NC / NR;
         let mut p0 = 0;
@@ -459,20 +475,13 @@ pub fn top_k(
             }
             p0 = p1;
         }
-        bids.resize(pa.rows * k, -1);
-        bscores.resize(pa.rows * k, f32::NEG_INFINITY);
         for (r, top) in tops.into_iter().enumerate() {
             top.finish(
                 &mut bids[r * k..(r + 1) * k],
                 &mut bscores[r * k..(r + 1) * k],
             );
         }
-    });
-    for (bi, bids, bscores) in blocks {
-        let r0 = bi * MC * k;
-        ids[r0..r0 + bids.len()].copy_from_slice(&bids);
-        scores[r0..r0 + bscores.len()].copy_from_slice(&bscores);
-    }
+    })?;
     Ok((ids, scores))
 }
 
@@ -494,14 +503,16 @@ pub fn pairs_above(
     if n == 0 || m == 0 {
         return Ok((Vec::new(), Vec::new(), Vec::new()));
     }
-    let ua = unit_rows(a, d);
-    let pb = PackedB::new(&unit_rows(b, d), d, n_threads);
-    type Found = (usize, Vec<i64>, Vec<i64>, Vec<f32>);
+    let ua = unit_rows(a, d)?;
+    let pb = PackedB::new(&unit_rows(b, d)?, d, n_threads)?;
+    // Per block: its pairs, and whether they outgrew memory (the count is up to the threshold, so
+    // every growth is fallible: an allocation failure must be an error, not an abort).
+    type Found = (usize, Vec<i64>, Vec<i64>, Vec<f32>, bool);
     let mut blocks: Vec<Found> = (0..n.div_ceil(MC))
-        .map(|i| (i, Vec::new(), Vec::new(), Vec::new()))
+        .map(|i| (i, Vec::new(), Vec::new(), Vec::new(), false))
         .collect();
     for_each_piece(&mut blocks, 1, n_threads, |_, slot| {
-        let (bi, is, js, ss) = &mut slot[0];
+        let (bi, is, js, ss, oom) = &mut slot[0];
         let r0 = *bi * MC;
         let first_row = row_offset + r0; // global index of this block's first row
         let pa = PackedA::new(&ua, d, r0, n);
@@ -520,6 +531,10 @@ pub fn pairs_above(
             let c0 = p0 * NR;
             let cols = (p1 * NR).min(m) - c0;
             for (r, hits) in found.iter_mut().enumerate() {
+                if hits.try_reserve(cols).is_err() {
+                    *oom = true;
+                    return;
+                }
                 for (t, &s) in buf[r * NC..r * NC + cols].iter().enumerate() {
                     let col = c0 + t;
                     if s >= threshold && (!upper_only || col > first_row + r) {
@@ -529,6 +544,14 @@ pub fn pairs_above(
             }
             p0 = p1;
         }
+        let count: usize = found.iter().map(Vec::len).sum();
+        if is.try_reserve_exact(count).is_err()
+            || js.try_reserve_exact(count).is_err()
+            || ss.try_reserve_exact(count).is_err()
+        {
+            *oom = true;
+            return;
+        }
         for (r, hits) in found.into_iter().enumerate() {
             for (j, s) in hits {
                 is.push((first_row + r) as i64);
@@ -536,14 +559,25 @@ pub fn pairs_above(
                 ss.push(s);
             }
         }
-    });
+    })?;
     let total: usize = blocks.iter().map(|b| b.1.len()).sum();
-    let (mut is, mut js, mut ss) = (
-        Vec::with_capacity(total),
-        Vec::with_capacity(total),
-        Vec::with_capacity(total),
-    );
-    for (_, bi, bj, bs) in blocks {
+    let too_many = || {
+        CoreError::OutOfMemory(format!(
+            "pairs_above: the pairs with cosine >= {threshold} do not fit in memory; raise the \
+             threshold or pass fewer rows at a time"
+        ))
+    };
+    if blocks.iter().any(|b| b.4) {
+        return Err(too_many());
+    }
+    let (mut is, mut js, mut ss) = (Vec::new(), Vec::new(), Vec::new());
+    if is.try_reserve_exact(total).is_err()
+        || js.try_reserve_exact(total).is_err()
+        || ss.try_reserve_exact(total).is_err()
+    {
+        return Err(too_many());
+    }
+    for (_, bi, bj, bs, _) in blocks {
         is.extend(bi);
         js.extend(bj);
         ss.extend(bs);
@@ -565,7 +599,7 @@ mod tests {
     }
 
     fn reference(a: &[f32], b: &[f32], d: usize) -> Vec<f32> {
-        let (ua, ub) = (unit_rows(a, d), unit_rows(b, d));
+        let (ua, ub) = (unit_rows(a, d).unwrap(), unit_rows(b, d).unwrap());
         let (n, m) = (a.len() / d, b.len() / d);
         let mut out = vec![0.0; n * m];
         for i in 0..n {
@@ -644,6 +678,24 @@ mod tests {
         assert!(pairs_above(&[1.0], &[1.0], 1, f32::NAN, 0, false, 1).is_err());
     }
 
+    #[test]
+    fn huge_k_is_an_error_never_an_abort() {
+        use crate::error::CoreError;
+        let a = random(100, 4, 8);
+        for k in [101, 1usize << 31, 1usize << 62, usize::MAX] {
+            for threads in [1, 2] {
+                match top_k(&a, None, 4, k, false, threads) {
+                    Err(CoreError::InvalidInput(m)) => assert!(m.contains("candidate"), "{m}"),
+                    other => panic!("k={k}: expected InvalidInput, got {:?}", other.map(|_| ())),
+                }
+            }
+        }
+        // k = all candidates with exclude_self: the last column is padding.
+        let (ids, scores) = top_k(&a[..20], None, 4, 5, true, 2).unwrap();
+        assert!((0..5).all(|i| ids[i * 5 + 4] == -1 && scores[i * 5 + 4] == f32::NEG_INFINITY));
+        assert!((0..5).all(|i| ids[i * 5..i * 5 + 4].iter().all(|&j| j >= 0)));
+    }
+
     fn full_sort_topk(
         s: &[f32],
         n: usize,
@@ -672,7 +724,7 @@ mod tests {
             (1, 1, 3, 1),
             (10, 7, 5, 3),
             (MC + 3, 2 * NC + 5, 8, 10),
-            (30, 30, 4, 40),
+            (30, 30, 4, 30),
         ] {
             let a = random(n, d, 3);
             let b = random(m, d, 4);

@@ -35,7 +35,7 @@
 //! embedding is the zero vector. "Never varies" means a variance below 1e-4 of the second moment,
 //! far above the rounding noise of the f32 statistics and far below any real task's.
 
-use crate::error::{ensure, CoreError, Result};
+use crate::error::{checked_len, ensure, try_filled, CoreError, Result};
 use crate::linalg::{cholesky, cholesky_solve, matmul_tn, trace};
 use crate::simd::gram_tn;
 use crate::sketch::{readout, Projection, MAX_FEATURES};
@@ -51,6 +51,13 @@ const _: () = assert!(MAX_SURROGATE_FEATURES <= MAX_FEATURES);
 pub const MAX_DIM: usize = 1 << 20;
 /// Largest number of label columns in label mode.
 pub const MAX_LABELS: usize = 4096;
+/// Largest number of output columns c of statistics: label columns, or h in text mode. Statistics
+/// hold a c×c matrix, so c is bounded before anything of that size is allocated.
+pub const MAX_OUTPUTS: usize = if MAX_LABELS > MAX_SURROGATE_FEATURES {
+    MAX_LABELS
+} else {
+    MAX_SURROGATE_FEATURES
+};
 /// Rows per statistics piece: fixed so results do not depend on the thread count.
 const ROWS_PER_PIECE: usize = 512;
 /// Variance below this fraction of the second moment counts as "never varies" (degenerate task).
@@ -158,7 +165,7 @@ pub fn encode(
     }
     let h = cfg.features;
     let projection = Projection::new(cfg.seed, h);
-    let mut out = vec![0.0f32; texts.len() * h];
+    let mut out = try_filled(checked_len(&[texts.len(), h], "texts")?, 0.0f32, "texts")?;
     for_each_piece(
         &mut out,
         TEXTS_PER_PIECE * h,
@@ -178,7 +185,7 @@ pub fn encode(
                 projection.project(entries, dst);
             }
         },
-    );
+    )?;
     Ok(out)
 }
 
@@ -223,7 +230,7 @@ pub fn featurize_batch(
             acc.indices.extend_from_slice(&row.indices);
             acc.values.extend_from_slice(&row.values);
         }
-    });
+    })?;
     let nnz: usize = pieces.iter().map(|(_, r)| r.indices.len()).sum();
     let mut indptr = Vec::with_capacity(texts.len() + 1);
     let mut indices = Vec::with_capacity(nnz);
@@ -270,6 +277,7 @@ impl Stats {
     /// Checks that the arrays have the sizes h and c imply (for statistics built from outside).
     pub fn validate(&self) -> Result<()> {
         let (h, c) = (self.h, self.c);
+        check_sizes(h, c)?;
         ensure(
             self.sum_f.len() == h
                 && self.sum_y.len() == c
@@ -315,8 +323,9 @@ impl Stats {
         ensure(h > 0 && f.len().is_multiple_of(h), || {
             format!("features length {} is not a multiple of h={h}", f.len())
         })?;
+        check_sizes(h, c)?;
         let n = f.len() / h;
-        ensure(y.len() == n * c, || {
+        ensure(Some(y.len()) == n.checked_mul(c), || {
             format!("outputs have {} values, expected n*c = {}*{c}", y.len(), n)
         })?;
         let mut total = Stats::zeros(h, c);
@@ -332,7 +341,7 @@ impl Stats {
                 let lo = p * ROWS_PER_PIECE;
                 let hi = (lo + ROWS_PER_PIECE).min(n);
                 slot[0] = Some(piece_stats(&f[lo * h..hi * h], &y[lo * c..hi * c], h, c));
-            });
+            })?;
             for s in partials.into_iter().flatten() {
                 total.add(&s)?;
             }
@@ -352,6 +361,16 @@ impl Stats {
             }
         }
     }
+}
+
+/// Statistics hold h×h, h×c and c×c matrices: both sizes are bounded before any is allocated.
+fn check_sizes(h: usize, c: usize) -> Result<()> {
+    ensure((1..=MAX_SURROGATE_FEATURES).contains(&h), || {
+        format!("statistics need 1..={MAX_SURROGATE_FEATURES} feature columns, got h={h}")
+    })?;
+    ensure(c <= MAX_OUTPUTS, || {
+        format!("statistics support at most {MAX_OUTPUTS} output columns, got c={c}")
+    })
 }
 
 /// One piece's statistics; `ff` and `yy` hold only their upper triangles.
@@ -640,6 +659,21 @@ mod tests {
             y[i * c + k] = 1.0;
         }
         (f, y)
+    }
+
+    #[test]
+    fn statistics_sizes_are_bounded_before_allocating() {
+        // One row with 100,000 output columns would need a 10^10-entry c×c matrix (80 GB).
+        let wide = vec![0.0f32; 100_000];
+        let e = Stats::accumulate(&[1.0; 16], &wide, 16, 100_000, 1).unwrap_err();
+        assert!(
+            matches!(&e, CoreError::InvalidInput(m) if m.contains("c=100000")),
+            "{e:?}"
+        );
+        assert!(Stats::accumulate(&[1.0; 4], &[1.0], 0, 1, 1).is_err());
+        let mut s = Stats::zeros(4, 2);
+        s.c = MAX_OUTPUTS + 1;
+        assert!(s.validate().is_err());
     }
 
     #[test]

@@ -838,3 +838,65 @@ def test_fuzz_soft_labels(probs):
         else:
             with pytest.raises(ts.InvalidInputError):
                 FUZZ_SUR.model_embedding(texts, arr)
+
+
+# -- issue 13, class 11: out-of-range numbers are the package's errors, naming the argument ----------
+
+
+@pytest.mark.parametrize("n", [-5, -1, 2**64, 10**30])
+def test_task_stats_rejects_counts_outside_u64(sur, n):
+    import dataclasses
+
+    s = sur.stats(["a b", "c d", "e"], ["x", "y", "x"])
+    with pytest.raises(ts.InvalidInputError, match=r"^n must be"):
+        dataclasses.replace(s, n=n)
+    with pytest.raises(TypeError, match=r"^n must be an int"):
+        dataclasses.replace(s, n=1.5)
+    with pytest.raises(ts.InvalidInputError, match="ff must have shape"):
+        dataclasses.replace(s, ff=np.eye(3))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"dim": 2**40}, "dim="),
+        ({"dim": 4, "capacity": 2**40}, "capacity="),
+        ({"dim": 4, "M": 2**40}, "M must be"),
+        ({"dim": 4, "M": 1}, "M must be"),
+        ({"dim": 4, "ef": 2**64}, "ef must be"),
+        ({"dim": 4, "ef_construction": 2**64}, "ef_construction must be"),
+    ],
+)
+def test_index_rejects_sizes_before_hnswlib_allocates(kwargs, name):
+    with pytest.raises(ts.InvalidInputError, match=name):
+        ts.Index(**kwargs)
+
+
+def test_index_search_ef_out_of_range():
+    idx = ts.Index(dim=3)
+    idx.add(np.eye(3), ids=[1, 2, 3])
+    with pytest.raises(ts.InvalidInputError, match="ef must be"):
+        idx.search(np.ones(3), k=1, ef=2**64)
+    assert idx.search(np.ones(3), k=2**62).ids.shape == (1, 3)  # k clamped to the items
+
+
+@pytest.mark.parametrize("value", [-1, 2**64, 2**70])
+def test_core_integer_arguments_out_of_range_are_invalid_input(value):
+    a = np.ones((3, 4), np.float32)
+    with pytest.raises(ts.InvalidInputError, match="out of range") as info:
+        _core.top_k(a, None, value, False, 0)
+    assert "while processing 'k'" in getattr(info.value, "__notes__", [])
+    with pytest.raises(ts.InvalidInputError, match="out of range"):
+        _core.SurrogateCore(features=4, dim=value, seed=0, hash_bits=10, ridge=1.0, method="operator")
+
+
+def test_core_sizes_beyond_memory_are_errors_not_aborts():
+    a = np.ones((3, 4), np.float32)
+    with pytest.raises(ts.InvalidInputError, match="candidate rows"):
+        _core.top_k(a, None, 10**10, False, 0)  # used to abort: 240 GB for the padding
+    x = np.ones((1, 1, 1))
+    with pytest.raises(ts.InvalidInputError, match="dim"):
+        _core.sketch_triangles(x, x, np.zeros(1, np.uint32), np.ones(1), 2**60, 1)
+    with pytest.raises(ts.InvalidInputError, match="output columns"):
+        core = _core.SurrogateCore(features=4, dim=8, seed=0, hash_bits=10, ridge=1.0, method="operator")
+        core.stats(np.zeros((1, 4), np.float32), np.zeros((1, 100_000), np.float32), 1)  # 80 GB c*c

@@ -72,11 +72,26 @@ def test_top_k_equals_full_sort(n, m, d, k):
     a = rng.standard_normal((n, d)).astype(np.float32)
     b = rng.standard_normal((m, d)).astype(np.float32)
     res = ts.similarity(a, b, top_k=k)
-    assert res.ids.shape == (n, k) and res.ids.dtype == np.int64 and res.scores.dtype == np.float32
+    kk = min(k, m)  # k is clamped to the number of candidate rows
+    assert res.ids.shape == (n, kk) and res.ids.dtype == np.int64 and res.scores.dtype == np.float32
     full = ts.similarity(a, b)
-    ids, sc = _topk_oracle(full, k)
+    ids, sc = _topk_oracle(full, kk)
     np.testing.assert_array_equal(res.ids, ids)
     np.testing.assert_array_equal(res.scores, sc)
+
+
+@pytest.mark.parametrize("k", [4, 5, 10**10, 2**62, 2**200])
+def test_huge_top_k_is_clamped_to_the_candidates(k):
+    # Used to abort the interpreter (10**10: a 240 GB allocation) or raise PanicException (2**62).
+    a = np.random.default_rng(1).standard_normal((100, 4))
+    res = ts.similarity(a, top_k=k)
+    np.testing.assert_array_equal(res.ids, _topk_oracle(ts.similarity(a), min(k, 100))[0])
+    res = ts.similarity(a[:3], a, top_k=k)
+    assert res.ids.shape == (3, min(k, 100)) and (res.ids >= 0).all()
+    own = ts.similarity(a[:5], top_k=k, exclude_self=True)  # 4 candidates each
+    assert own.ids.shape == (5, min(k, 5)) and (own.ids[:, :4] >= 0).all()
+    if k >= 5:  # the column beyond the candidates is padding
+        assert (own.ids[:, 4] == -1).all() and (own.scores[:, 4] == -np.inf).all()
 
 
 def test_top_k_self_excludes_self_and_orders_ties_by_id():

@@ -182,16 +182,20 @@ def positive_int(
     what: str,
     *,
     minimum: int = 1,
+    maximum: int | None = None,
     allow_none: bool = False,
     error: type[Exception] = InvalidInputError,
 ) -> Any:
-    """An int >= ``minimum`` (``None`` passes when ``allow_none``); a bool is not an int here."""
+    """An int >= ``minimum`` (and <= ``maximum`` when given; ``None`` passes when ``allow_none``);
+    a bool is not an int here."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise error(f"{what} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise error(f"{what} must be <= {maximum}, got {value}")
     return int(value)
 
 

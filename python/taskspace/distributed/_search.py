@@ -83,6 +83,8 @@ def _topk_block(
     # Removing one candidate from a row's best k+1 leaves its best k others, in the same order.
     own = ids == (np.arange(a.shape[0], dtype=np.int64) + self_offset)[:, None]
     order = np.argsort(own, axis=1, kind="stable")[:, :k]
+    # With fewer than k+1 columns (kk is clamped to the block) the own entry survives the cut: pad it.
+    ids, scores = np.where(own, -1, ids), np.where(own, np.float32(-np.inf), scores)
     return np.take_along_axis(ids, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
@@ -111,8 +113,8 @@ def topk(
     """For each row of ``A``, its ``k`` most similar rows of ``B`` (or of ``A``), on a Ray cluster.
 
     The same result as ``taskspace.search.cosine(A, B, top_k=k, exclude_self=exclude_self)``, bit for
-    bit: :class:`taskspace.TopK` ``(ids, scores)`` of shape (len(A), k), best first, ties to the
-    smaller id, rows with fewer than k candidates padded with id -1 / score -inf.
+    bit: :class:`taskspace.TopK` ``(ids, scores)`` of shape (len(A), min(k, len(B))), best first, ties
+    to the smaller id, rows with fewer than k candidates padded with id -1 / score -inf.
 
     ``A`` and ``B`` are cut into blocks of ``block_rows`` rows (default: about 32 MiB of vectors),
     each put into the object store once; one Ray task per (row block, column block) runs the fused
@@ -133,6 +135,7 @@ def topk(
     ma, mb = operands(A, B)
     if exclude_self and mb is not None:
         raise InvalidInputError("exclude_self applies only when B is None (A compared with itself)")
+    k = min(k, ma.shape[0] if mb is None else mb.shape[0])  # as taskspace.similarity clamps it
     threads = _checks.n_threads(_checks.positive_int(cpus_per_task, "cpus_per_task"))
     size = _block_rows(block_rows, ma.shape[1])
     connect(ray_address)

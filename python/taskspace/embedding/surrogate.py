@@ -36,6 +36,24 @@ class SparseFeatures(NamedTuple):
     n_features: int
 
 
+#: Largest pair count statistics can hold (the core counts in 64 bits).
+_MAX_PAIRS = 2**64 - 1
+
+
+def _stats_array(value: Any, name: str, ndim: int) -> np.ndarray:
+    """``value`` as a float64 array of ``ndim`` dimensions (no copy when it already is one)."""
+    if isinstance(value, np.ndarray) and value.dtype == np.float64:
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} must be a numeric array: {e}") from None
+    if arr.ndim != ndim:
+        raise InvalidInputError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    return arr
+
+
 @dataclass(frozen=True, eq=False)
 class TaskStats:
     """Additive sufficient statistics of a set of pairs under one surrogate and mode.
@@ -62,6 +80,42 @@ class TaskStats:
     ff: np.ndarray
     fy: np.ndarray
     yy: np.ndarray
+
+    def __post_init__(self) -> None:
+        # Cheap checks only (drift builds thousands of these): types, ranges and shapes, so that a
+        # malformed TaskStats fails here, naming the field, not deep in the core. Finiteness is
+        # checked by the core when the statistics are embedded.
+        if not isinstance(self.fingerprint, str):
+            raise TypeError(f"fingerprint must be str, got {type(self.fingerprint).__name__}")
+        if self.mode not in ("label", "text"):
+            raise InvalidInputError(f"mode must be 'label' or 'text', got {self.mode!r}")
+        if self.labels is not None:
+            if isinstance(self.labels, (str, bytes)) or not isinstance(self.labels, Sequence):
+                raise TypeError(f"labels must be a sequence of str or None, got {type(self.labels).__name__}")
+            if not all(isinstance(x, str) for x in self.labels):
+                raise TypeError("labels must be a sequence of str")
+            object.__setattr__(self, "labels", tuple(self.labels))
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)):
+            raise TypeError(f"n must be an int, got {type(self.n).__name__}")
+        if not 0 <= self.n <= _MAX_PAIRS:
+            raise InvalidInputError(f"n must be in 0..{_MAX_PAIRS} (a count of pairs), got {self.n}")
+        object.__setattr__(self, "n", int(self.n))
+        sum_f = _stats_array(self.sum_f, "sum_f", 1)
+        sum_y = _stats_array(self.sum_y, "sum_y", 1)
+        h, c = sum_f.shape[0], sum_y.shape[0]
+        if not 1 <= h <= _core.MAX_FEATURES:
+            raise InvalidInputError(f"sum_f must hold 1..{_core.MAX_FEATURES} values, got {h}")
+        if c > max(_core.MAX_LABELS, _core.MAX_FEATURES):
+            raise InvalidInputError(f"sum_y holds {c} values, more outputs than the surrogate supports")
+        if self.labels is not None and len(self.labels) != c:
+            raise InvalidInputError(f"labels has {len(self.labels)} names but sum_y has {c} values")
+        fields = {"sum_f": sum_f, "sum_y": sum_y}
+        for name, shape in (("ff", (h, h)), ("fy", (h, c)), ("yy", (c, c))):
+            fields[name] = _stats_array(getattr(self, name), name, 2)
+            if fields[name].shape != shape:
+                raise InvalidInputError(f"{name} must have shape {shape}, got {fields[name].shape}")
+        for name, arr in fields.items():
+            object.__setattr__(self, name, arr)
 
     @property
     def features(self) -> int:

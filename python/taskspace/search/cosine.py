@@ -18,8 +18,8 @@ Vectors = TaskEmbedding | Sequence[TaskEmbedding] | np.ndarray | Sequence[Sequen
 
 
 class TopK(NamedTuple):
-    """Per query row: the ids (int64, -1 padded) and cosines (float32, -inf padded) of its best
-    matches, best first; ties go to the smaller id."""
+    """Per query row: the ids (int64) and cosines (float32) of its best matches, best first; ties go
+    to the smaller id. Missing candidates (a row left out of its own results) are id -1, score -inf."""
 
     ids: np.ndarray
     scores: np.ndarray
@@ -116,10 +116,11 @@ def similarity(
     Without ``top_k``: the float32 matrix of shape (len(a), len(b)); ``out`` may be a C-contiguous
     float32 array of that shape to fill. With ``b=None`` only half of it is computed.
 
-    With ``top_k=k``: a :class:`TopK` ``(ids, scores)`` of shape (len(a), k) per query row, computed
-    block by block without ever holding the full matrix; rows with fewer than k candidates are
-    padded with id -1 and score -inf. ``exclude_self=True`` (with ``b=None``) leaves each row out of
-    its own results.
+    With ``top_k=k``: a :class:`TopK` ``(ids, scores)`` of shape (len(a), min(k, len(b))) per query
+    row (``k`` is clamped to the number of candidate rows, so any positive ``k`` is safe), computed
+    block by block without ever holding the full matrix. ``exclude_self=True`` (with ``b=None``)
+    leaves each row out of its own results; its last column is then padded with id -1 and score
+    -inf when ``k`` reaches len(a).
 
     Example:
         >>> import numpy as np, taskspace as ts
@@ -139,6 +140,7 @@ def similarity(
             raise InvalidInputError("out= is for the full matrix; it cannot be combined with top_k")
         if exclude_self and mb is not None:
             raise InvalidInputError("exclude_self applies only when b is None (a compared with itself)")
+        k = min(k, ma.shape[0] if mb is None else mb.shape[0])  # more columns than rows is padding
         ids, scores = _core.top_k(ma, mb, k, exclude_self, threads)
         return TopK(ids.reshape(ma.shape[0], k), scores.reshape(ma.shape[0], k))
     if exclude_self:

@@ -58,6 +58,47 @@ _ITEM_BLOCK = 65_536
 _HASH_CHUNK = 1 << 22
 #: Squared norms below this take the float64 path (float32 loses precision among subnormals).
 _TINY = 1e-30
+#: hnswlib caps M at 10,000 (its link counts are 16-bit, and 2·M links are kept on level 0).
+_MAX_M = 10_000
+#: Largest ef / ef_construction: beyond the item count they only mean "exhaustive".
+_MAX_EF = 2**31 - 1
+
+
+def _physical_memory() -> int:
+    """Bytes of RAM on this machine (a generous fallback where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 1 << 40
+
+
+def _item_bytes(dim: int, M: int) -> int:
+    """About what one item costs: hnswlib's copy and links, our unit copy, id and liveness."""
+    return 8 * dim + 8 * M + 96
+
+
+def _max_items(dim: int, M: int) -> int:
+    """How many items of this size the machine's memory can hold (capped at hnswlib's limit)."""
+    return min(_physical_memory() // _item_bytes(dim, M), _MAX_ITEMS)
+
+
+def _check_room(dim: int, M: int, capacity: int) -> None:
+    """Raise, naming the argument, when ``dim`` or ``capacity`` cannot fit in this machine's memory
+    (checked before hnswlib allocates: it would raise a bare ``std::bad_alloc`` or worse)."""
+    mem, item = _physical_memory(), _item_bytes(dim, M)
+    if item > mem:
+        raise InvalidInputError(
+            f"dim={dim}: one item needs about {item / 2**30:.3g} GiB, more than this machine's "
+            f"{mem / 2**30:.3g} GiB of memory"
+        )
+    if capacity * item > mem:
+        raise InvalidInputError(
+            f"capacity={capacity} items of dim={dim} need about {capacity * item / 2**30:.3g} GiB, more "
+            f"than this machine's {mem / 2**30:.3g} GiB of memory (at most {mem // item} items); the "
+            f"index grows by itself, so start smaller"
+        )
+
+
 _F32 = np.dtype(np.float32)
 #: Exact search for at most this many queries uses a BLAS product instead of the top-k kernel.
 _FEW_QUERIES = 16
@@ -411,14 +452,14 @@ class Index:
         n_threads: int | None = None,
     ) -> None:
         self._dim = _checks.positive_int(dim, "dim")
-        if metric not in METRICS:
+        if not isinstance(metric, str) or metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {METRICS}, got {metric!r}")
-        self._M = _checks.positive_int(M, "M")
-        if self._M < 2:
-            raise InvalidInputError(f"M must be at least 2, got {M}")
-        self._ef_construction = _checks.positive_int(ef_construction, "ef_construction")
-        self._ef = _checks.positive_int(ef, "ef")
-        self._initial_capacity = min(_checks.positive_int(capacity, "capacity"), _MAX_ITEMS)
+        self._M = _checks.positive_int(M, "M", minimum=2, maximum=_MAX_M)
+        self._ef_construction = _checks.positive_int(ef_construction, "ef_construction", maximum=_MAX_EF)
+        self._ef = _checks.positive_int(ef, "ef", maximum=_MAX_EF)
+        capacity = _checks.positive_int(capacity, "capacity")
+        _check_room(self._dim, self._M, capacity)
+        self._initial_capacity = min(capacity, _MAX_ITEMS)
         if fingerprint is not None and not isinstance(fingerprint, str):
             raise TypeError(f"fingerprint must be a str or None, got {type(fingerprint).__name__}")
         self._fingerprint = fingerprint
@@ -470,7 +511,7 @@ class Index:
 
     @ef.setter
     def ef(self, value: int) -> None:
-        value = _checks.positive_int(value, "ef")
+        value = _checks.positive_int(value, "ef", maximum=_MAX_EF)
         with self._lock.write():
             self._ef = value
 
@@ -600,7 +641,13 @@ class Index:
         cap = self.capacity
         if needed <= cap:
             return
-        new_cap = min(max(2 * cap, needed + needed // 4), _MAX_ITEMS)
+        room = _max_items(self._dim, self._M)
+        if needed > room:
+            raise MemoryError(
+                f"the index would hold {needed} items of dim={self._dim}, more than this machine's "
+                f"memory can (about {room}); nothing was added"
+            )
+        new_cap = min(max(2 * cap, needed + needed // 4), room)
         self._hnsw.resize_index(new_cap)
         vectors = np.empty((new_cap, self._dim), dtype=np.float32)
         vectors[: self._next] = self._vectors[: self._next]
@@ -688,7 +735,7 @@ class Index:
             if _TINY < sq < np.inf:  # finite and non-zero (False for NaN)
                 return self._search_one(queries, k)
         k = _checks.positive_int(k, "k")
-        ef = self._ef if ef is None else _checks.positive_int(ef, "ef")
+        ef = self._ef if ef is None else _checks.positive_int(ef, "ef", maximum=_MAX_EF)
         rows, _ = self._vectors_in(queries, "queries")
         allowed = None if allowed_ids is None else np.unique(_as_ids(allowed_ids, "allowed_ids"))
         key = None if exact else ef
