@@ -293,6 +293,14 @@ impl Counter {
     }
 }
 
+const SUBLINEAR_TABLE: usize = 256;
+
+/// 1 + ln(tf) for tf < `SUBLINEAR_TABLE`, computed once with the same `ln` as the general case.
+fn sublinear_table() -> &'static [f64; SUBLINEAR_TABLE] {
+    static TABLE: std::sync::OnceLock<[f64; SUBLINEAR_TABLE]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| std::array::from_fn(|t| 1.0 + (t as f64).ln()))
+}
+
 /// Turns a group's hashes into (bucket, value) entries with sublinear tf and unit group norm.
 fn push_group(
     hashes: &[u64],
@@ -308,11 +316,12 @@ fn push_group(
     let mut sq = 0.0f64;
     for &slot in &counter.filled {
         let (h, tf) = std::mem::take(&mut counter.slots[slot as usize]);
-        // 1 + ln(1) = 1 exactly: skip the logarithm for the (most common) single occurrence.
-        let w = if tf == 1 {
-            1.0
-        } else {
-            1.0 + f64::from(tf).ln()
+        // 1 + ln(1) = 1 exactly: skip the logarithm for the (most common) single occurrence; small
+        // counts read the same f64 values from a table.
+        let w = match tf {
+            1 => 1.0,
+            t if (t as usize) < SUBLINEAR_TABLE => sublinear_table()[t as usize],
+            t => 1.0 + f64::from(t).ln(),
         };
         sq += w * w;
         let sign = if h & 1 == 1 { -1.0 } else { 1.0 };
