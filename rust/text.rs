@@ -401,6 +401,21 @@ pub fn featurize(text: &str, pair: Option<&str>, ns: u8, hash_bits: u32) -> Spar
     row
 }
 
+/// The limit-style baseline of the featurization benchmark (`benches/bench_featurize.py`): one scan
+/// over each text that hashes every 4-byte window (a multiply-shift of its little-endian u32 into
+/// 2^20 buckets) and folds the buckets into a checksum, with no tokens, n-grams, counting or
+/// output. Featurization cannot be faster than this; it is not used by the surrogate.
+pub fn scan_windows4(texts: &[&str]) -> u64 {
+    let mut acc = 0u64;
+    for t in texts {
+        for w in t.as_bytes().windows(4) {
+            let x = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            acc = acc.wrapping_add(u64::from(x.wrapping_mul(0x9e37_79b1) >> 12));
+        }
+    }
+    acc
+}
+
 /// Lowercased tokens of a text, as the featurizer sees them (for inspection and tests).
 pub fn tokens(text: &str) -> Vec<String> {
     let mut s = Scratch::default();
@@ -645,6 +660,15 @@ mod tests {
             let r = featurize(text, None, NS_TEXT, 20);
             assert!(r.indices.is_empty() && r.values.is_empty());
         }
+    }
+
+    #[test]
+    fn window_scan_baseline_sums_every_window() {
+        assert_eq!(scan_windows4(&["abc", ""]), 0);
+        let one = u64::from(u32::from_le_bytes(*b"abcd").wrapping_mul(0x9e37_79b1) >> 12);
+        assert_eq!(scan_windows4(&["abcd"]), one);
+        assert_eq!(scan_windows4(&["abcd", "abcd"]), 2 * one);
+        assert!(scan_windows4(&["abcde"]) > one);
     }
 
     #[test]
