@@ -11,14 +11,21 @@ fn main() {
     // some capitalised, with punctuation; one document in 50 has a non-ASCII word.
     let mut s = 1u64;
     let mut next = move || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         s >> 33
     };
-    let syll = ["th", "e", "an", "mo", "vie", "re", "al", "ly", "gr", "ea", "t", "pl", "ot", "in", "s", "ing", "o", "u", "ch", "ar"];
+    let syll = [
+        "th", "e", "an", "mo", "vie", "re", "al", "ly", "gr", "ea", "t", "pl", "ot", "in", "s",
+        "ing", "o", "u", "ch", "ar",
+    ];
     let vocab: Vec<String> = (0..5000)
         .map(|i| {
             let k = 1 + (i % 4);
-            let mut w: String = (0..k).map(|j| syll[(i * 7 + j * 13 + i / 20) % syll.len()]).collect();
+            let mut w: String = (0..k)
+                .map(|j| syll[(i * 7 + j * 13 + i / 20) % syll.len()])
+                .collect();
             if i % 17 == 0 {
                 w = w[..1].to_uppercase() + &w[1..];
             }
