@@ -16,6 +16,10 @@ Groups (benchmark names are ``test_<stage>_<impl>_<n>thread(s)``, impl ``taskspa
   thread: scikit-learn's ``HashingVectorizer`` and scipy's sparse products are single-threaded.
 * ``featurize-2000``: hashed n-gram features only (taskspace ``featurize`` vs the two
   ``HashingVectorizer.transform`` calls; the reference's final sum of the two matrices is not timed).
+* ``calls-10000``: 10,000 small dataset embeddings (32 texts each, ``Surrogate(features=64,
+  dim=1024)``, ``n_threads=1`` per call) computed by 2 caller threads (``taskspace``) against the same
+  calls from 1 thread (baseline ``onethread``): the ratio is the speed-up from a second core for code
+  that embeds many small tasks (the service, drift, probing). 200 calls in the smoke run.
 * ``encode-2000``: features projected to h=256 and L2-normalised (``encode`` vs HashingVectorizers +
   ``SparseRandomProjection`` + ``normalize``).
 
@@ -32,6 +36,7 @@ embedding from taskspace's own features.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -213,3 +218,39 @@ def test_encode_taskspace_1thread(benchmark, sur, bench_data):
 def test_encode_reference_1thread(benchmark, reference, bench_data):
     f = _run(benchmark, bench_data, "reference", 1, lambda: reference.encode(bench_data.texts))
     assert f.shape == (len(bench_data.texts), 256)
+
+
+# -- calls-10000 ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def calls(request: pytest.FixtureRequest, bench_data) -> list[tuple[list[str], list[str]]]:
+    """10,000 (texts, labels) tasks of 32 consecutive benchmark texts (200 in the smoke run)."""
+    n = 200 if request.config.getoption("benchmark_disable") else 10_000
+    texts, labels = bench_data.texts, bench_data.labels
+    out = []
+    for i in range(n):
+        at = (i * 32) % (len(texts) - 32)
+        out.append((texts[at : at + 32], labels[at : at + 32]))
+    return out
+
+
+def _embed_all(sur: ts.Surrogate, calls: list[tuple[list[str], list[str]]], callers: int) -> list[object]:
+    with ThreadPoolExecutor(max_workers=callers) as pool:
+        return list(pool.map(lambda c: sur.dataset_embedding(c[0], c[1], n_threads=1), calls))
+
+
+@pytest.mark.benchmark(group="calls-10000", min_rounds=3)
+def test_calls_taskspace_2threads(benchmark, calls, bench_data):
+    sur = ts.Surrogate(features=64, dim=1024)
+    benchmark.extra_info.update({"impl": "taskspace", "threads": "2 vs 1 callers", "data": bench_data.source})
+    out = benchmark(lambda: _embed_all(sur, calls, 2))
+    assert len(out) == len(calls)
+
+
+@pytest.mark.benchmark(group="calls-10000", min_rounds=3)
+def test_calls_onethread_1thread(benchmark, calls, bench_data):
+    sur = ts.Surrogate(features=64, dim=1024)
+    benchmark.extra_info.update({"impl": "onethread", "threads": "2 vs 1 callers", "data": bench_data.source})
+    out = benchmark(lambda: _embed_all(sur, calls, 1))
+    assert len(out) == len(calls)

@@ -298,6 +298,17 @@ fn featurize<'py>(
     })
 }
 
+/// The featurization benchmark's limit-style baseline: hashes every 4-byte window of each text into
+/// a checksum (see `text::scan_windows4`); not part of the surrogate.
+#[pyfunction]
+#[pyo3(signature = (texts,))]
+fn scan_windows4(py: Python<'_>, texts: Vec<String>) -> u64 {
+    py.detach(|| {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        text::scan_windows4(&refs)
+    })
+}
+
 fn writable<'py>(
     out: &'py Bound<'py, numpy::PyArray2<f32>>,
 ) -> PyResult<numpy::PyReadwriteArray2<'py, f32>> {
@@ -494,6 +505,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokens, m)?)?;
     m.add_function(wrap_pyfunction!(simd_backend, m)?)?;
     m.add_function(wrap_pyfunction!(featurize, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_windows4, m)?)?;
     m.add_function(wrap_pyfunction!(cosine, m)?)?;
     m.add_function(wrap_pyfunction!(top_k, m)?)?;
     m.add_function(wrap_pyfunction!(pairs_above, m)?)?;

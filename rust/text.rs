@@ -15,6 +15,10 @@
 //! * An empty text (or one of whitespace only) has no features: its row is empty.
 
 use crate::hash::{fmix64, fnv1a_extend, FNV_OFFSET};
+use crate::simd::{
+    self,
+    scalar::{CLASS_PUNCT, CLASS_WORD},
+};
 
 /// Namespace of the first (or only) text of an input.
 pub const NS_TEXT: u8 = 0;
@@ -40,11 +44,20 @@ pub struct SparseRow {
 /// Reusable buffers so that a batch does not allocate per text.
 #[derive(Default)]
 pub struct Scratch {
-    lower: String,
+    /// Each token's lowercased bytes padded with one space on each side (" tok "), back to back,
+    /// then `simd::WINDOW_SLACK` zero bytes (the window kernel reads past the end).
+    lower: Vec<u8>,
+    /// Byte ranges of the tokens (without their padding) in `lower`.
     spans: Vec<(usize, usize)>,
+    /// The ASCII fast path's lowercased text and byte classes.
+    folded: Vec<u8>,
+    class: Vec<u8>,
+    /// Hashes of the 3-, 4- and 5-byte windows starting at each byte of `lower`.
+    windows: [Vec<u64>; 3],
+    /// Char boundaries of one padded non-ASCII token.
+    offsets: Vec<usize>,
     word: Vec<u64>,
     chars: Vec<u64>,
-    offsets: Vec<usize>,
     entries: Vec<(u32, f32)>,
     counter: Counter,
 }
@@ -68,38 +81,93 @@ fn is_word_char(c: char) -> bool {
     )
 }
 
-fn push_lower(c: char, out: &mut String) {
+fn push_lower(c: char, out: &mut Vec<u8>) {
     if c.is_ascii() {
-        out.push(c.to_ascii_lowercase());
+        out.push(c.to_ascii_lowercase() as u8);
     } else {
-        out.extend(c.to_lowercase());
+        let mut buf = [0u8; 4];
+        for l in c.to_lowercase() {
+            out.extend_from_slice(l.encode_utf8(&mut buf).as_bytes());
+        }
     }
 }
 
-/// Splits `text` into lowercased tokens: `lower` receives the token bytes, `spans` their byte ranges.
-fn tokenize(text: &str, lower: &mut String, spans: &mut Vec<(usize, usize)>) {
-    lower.clear();
-    spans.clear();
+/// Appends `tok` to `lower` as " tok " and records its span.
+#[inline]
+fn push_token(tok: &[u8], lower: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>) {
+    lower.push(b' ');
+    let a = lower.len();
+    lower.extend_from_slice(tok);
+    spans.push((a, lower.len()));
+    lower.push(b' ');
+}
+
+/// Splits `text` into lowercased tokens (see the module docs) into `s.lower` and `s.spans`, and pads
+/// `s.lower` with `WINDOW_SLACK` zero bytes. Returns true when the text is pure ASCII.
+///
+/// ASCII text (the common case) is lowercased and classified by the SIMD kernel and cut into tokens
+/// by byte class; any other text takes the Unicode path, which gives the same tokens for ASCII.
+fn tokenize(text: &str, s: &mut Scratch) -> bool {
+    s.lower.clear();
+    s.spans.clear();
+    let src = text.as_bytes();
+    s.folded.resize(src.len(), 0);
+    s.class.resize(src.len(), 0);
+    let ascii = simd::classify(src, &mut s.folded, &mut s.class);
+    if ascii {
+        let (folded, class) = (&s.folded[..src.len()], &s.class[..src.len()]);
+        let mut i = 0;
+        while i < folded.len() {
+            match class[i] {
+                CLASS_WORD => {
+                    let start = i;
+                    i += 1;
+                    while i < class.len() && class[i] == CLASS_WORD {
+                        i += 1;
+                    }
+                    push_token(&folded[start..i], &mut s.lower, &mut s.spans);
+                }
+                CLASS_PUNCT => {
+                    push_token(&folded[i..i + 1], &mut s.lower, &mut s.spans);
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+        }
+    } else {
+        tokenize_unicode(text, &mut s.lower, &mut s.spans);
+    }
+    s.lower.resize(s.lower.len() + simd::WINDOW_SLACK, 0);
+    ascii
+}
+
+/// The Unicode tokenizer (char by char): same output layout as `tokenize`, without the slack.
+fn tokenize_unicode(text: &str, lower: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>) {
     let mut start: Option<usize> = None;
     for c in text.chars() {
         if is_word_char(c) {
             if start.is_none() {
+                lower.push(b' ');
                 start = Some(lower.len());
             }
             push_lower(c, lower);
         } else {
-            if let Some(s) = start.take() {
-                spans.push((s, lower.len()));
+            if let Some(a) = start.take() {
+                spans.push((a, lower.len()));
+                lower.push(b' ');
             }
             if !c.is_whitespace() && !c.is_control() {
-                let s = lower.len();
+                lower.push(b' ');
+                let a = lower.len();
                 push_lower(c, lower);
-                spans.push((s, lower.len()));
+                spans.push((a, lower.len()));
+                lower.push(b' ');
             }
         }
     }
-    if let Some(s) = start {
-        spans.push((s, lower.len()));
+    if let Some(a) = start {
+        spans.push((a, lower.len()));
+        lower.push(b' ');
     }
 }
 
@@ -108,10 +176,46 @@ fn seed_state(ns: u8, kind: u8) -> u64 {
     fnv1a_extend(FNV_OFFSET, &[ns, kind])
 }
 
+/// Appends the char n-grams of the padded ASCII token starting at `p` (m bytes, m ≥ 3) from the
+/// window hashes, in the specified order: by start, then 3-, 4-, 5-gram.
+#[inline]
+fn push_windows(w: &[Vec<u64>; 3], p: usize, m: usize, out: &mut Vec<u64>) {
+    let [w3, w4, w5] = w;
+    for q in p..p + m.saturating_sub(4) {
+        out.extend_from_slice(&[w3[q], w4[q], w5[q]]);
+    }
+    if m >= 4 {
+        out.extend_from_slice(&[w3[p + m - 4], w4[p + m - 4]]);
+    }
+    out.push(w3[p + m - 3]);
+}
+
+/// Char n-grams of one padded token whose chars may span several bytes: `padded` is " tok ".
+fn push_char_ngrams(seed: u64, padded: &[u8], offsets: &mut Vec<usize>, out: &mut Vec<u64>) {
+    offsets.clear();
+    // A char starts at every byte that is not a UTF-8 continuation byte.
+    offsets.extend((0..padded.len()).filter(|&j| padded[j] & 0xC0 != 0x80));
+    offsets.push(padded.len());
+    let n_chars = offsets.len() - 1;
+    for start in 0..n_chars.saturating_sub(CHAR_MIN - 1) {
+        let mut st = fnv1a_extend(seed, &padded[offsets[start]..offsets[start + CHAR_MIN]]);
+        out.push(fmix64(st));
+        for k in start + CHAR_MIN..(start + CHAR_MAX).min(n_chars) {
+            st = fnv1a_extend(st, &padded[offsets[k]..offsets[k + 1]]);
+            out.push(fmix64(st));
+        }
+    }
+}
+
 /// Pushes the raw (unfinalized) hashes of one text's features into `word` and `chars`.
+///
+/// Char n-grams of ASCII tokens come from one pass of the window kernel over all tokens (each
+/// window's hash is computed once, for all three lengths); tokens with non-ASCII chars are hashed
+/// char by char. Either way the hashes and their order are those of the specification.
 fn hash_features(text: &str, ns: u8, s: &mut Scratch) {
-    tokenize(text, &mut s.lower, &mut s.spans);
-    let bytes = s.lower.as_bytes();
+    let ascii = tokenize(text, s);
+    let n = s.lower.len() - simd::WINDOW_SLACK;
+    let bytes = &s.lower[..];
     let uni = seed_state(ns, KIND_UNIGRAM);
     let bi = seed_state(ns, KIND_BIGRAM);
     let ch = seed_state(ns, KIND_CHAR);
@@ -122,36 +226,30 @@ fn hash_features(text: &str, ns: u8, s: &mut Scratch) {
             let st = fnv1a_extend(fnv1a_extend(bi, tok), &[BIGRAM_JOIN]);
             s.word.push(fmix64(fnv1a_extend(st, &bytes[c..d])));
         }
-        // Char boundaries of " tok " as byte offsets into a virtual padded string.
-        s.offsets.clear();
-        s.offsets.push(0); // the leading space
-        let tok_str = &s.lower[a..b];
-        for (off, _) in tok_str.char_indices() {
-            s.offsets.push(1 + off);
+    }
+    // The kernel pays off unless most token bytes are non-ASCII.
+    let use_windows = ascii || {
+        let ascii_bytes: usize = s
+            .spans
+            .iter()
+            .filter(|&&(a, b)| bytes[a..b].is_ascii())
+            .map(|&(a, b)| b - a + 2)
+            .sum();
+        2 * ascii_bytes >= n
+    };
+    if use_windows {
+        for w in &mut s.windows {
+            w.resize(n + simd::WINDOW_OUT_SLACK, 0);
         }
-        s.offsets.push(1 + tok.len()); // the trailing space
-        s.offsets.push(2 + tok.len()); // end
-        let n_chars = s.offsets.len() - 1;
-        let piece = |k: usize| -> &[u8] {
-            if k == 0 || k == n_chars - 1 {
-                b" "
-            } else {
-                &tok[s.offsets[k] - 1..s.offsets[k + 1] - 1]
-            }
-        };
-        for start in 0..n_chars {
-            if start + CHAR_MIN > n_chars {
-                break;
-            }
-            let mut st = ch;
-            for k in start..start + CHAR_MIN {
-                st = fnv1a_extend(st, piece(k));
-            }
-            s.chars.push(fmix64(st));
-            for k in start + CHAR_MIN..(start + CHAR_MAX).min(n_chars) {
-                st = fnv1a_extend(st, piece(k));
-                s.chars.push(fmix64(st));
-            }
+        let [w3, w4, w5] = &mut s.windows;
+        simd::ngram_windows(ch, bytes, n, [w3, w4, w5]);
+    }
+    for &(a, b) in &s.spans {
+        let padded = &bytes[a - 1..b + 1];
+        if use_windows && (ascii || padded.is_ascii()) {
+            push_windows(&s.windows, a - 1, padded.len(), &mut s.chars);
+        } else {
+            push_char_ngrams(ch, padded, &mut s.offsets, &mut s.chars);
         }
     }
 }
@@ -195,6 +293,14 @@ impl Counter {
     }
 }
 
+const SUBLINEAR_TABLE: usize = 256;
+
+/// 1 + ln(tf) for tf < `SUBLINEAR_TABLE`, computed once with the same `ln` as the general case.
+fn sublinear_table() -> &'static [f64; SUBLINEAR_TABLE] {
+    static TABLE: std::sync::OnceLock<[f64; SUBLINEAR_TABLE]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| std::array::from_fn(|t| 1.0 + (t as f64).ln()))
+}
+
 /// Turns a group's hashes into (bucket, value) entries with sublinear tf and unit group norm.
 fn push_group(
     hashes: &[u64],
@@ -210,11 +316,12 @@ fn push_group(
     let mut sq = 0.0f64;
     for &slot in &counter.filled {
         let (h, tf) = std::mem::take(&mut counter.slots[slot as usize]);
-        // 1 + ln(1) = 1 exactly: skip the logarithm for the (most common) single occurrence.
-        let w = if tf == 1 {
-            1.0
-        } else {
-            1.0 + f64::from(tf).ln()
+        // 1 + ln(1) = 1 exactly: skip the logarithm for the (most common) single occurrence; small
+        // counts read the same f64 values from a table.
+        let w = match tf {
+            1 => 1.0,
+            t if (t as usize) < SUBLINEAR_TABLE => sublinear_table()[t as usize],
+            t => 1.0 + f64::from(t).ln(),
         };
         sq += w * w;
         let sign = if h & 1 == 1 { -1.0 } else { 1.0 };
@@ -294,14 +401,28 @@ pub fn featurize(text: &str, pair: Option<&str>, ns: u8, hash_bits: u32) -> Spar
     row
 }
 
+/// The limit-style baseline of the featurization benchmark (`benches/bench_featurize.py`): one scan
+/// over each text that hashes every 4-byte window (a multiply-shift of its little-endian u32 into
+/// 2^20 buckets) and folds the buckets into a checksum, with no tokens, n-grams, counting or
+/// output. Featurization cannot be faster than this; it is not used by the surrogate.
+pub fn scan_windows4(texts: &[&str]) -> u64 {
+    let mut acc = 0u64;
+    for t in texts {
+        for w in t.as_bytes().windows(4) {
+            let x = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            acc = acc.wrapping_add(u64::from(x.wrapping_mul(0x9e37_79b1) >> 12));
+        }
+    }
+    acc
+}
+
 /// Lowercased tokens of a text, as the featurizer sees them (for inspection and tests).
 pub fn tokens(text: &str) -> Vec<String> {
-    let mut lower = String::new();
-    let mut spans = Vec::new();
-    tokenize(text, &mut lower, &mut spans);
-    spans
+    let mut s = Scratch::default();
+    tokenize(text, &mut s);
+    s.spans
         .iter()
-        .map(|&(a, b)| lower[a..b].to_string())
+        .map(|&(a, b)| String::from_utf8_lossy(&s.lower[a..b]).into_owned())
         .collect()
 }
 
@@ -316,6 +437,160 @@ mod tests {
             .map(|v| f64::from(*v).powi(2))
             .sum::<f64>()
             .sqrt()
+    }
+
+    /// The featurizer as first written (char by char, one n-gram at a time): the reference the
+    /// fast path must match hash for hash, in order.
+    fn reference_hash_features(text: &str, ns: u8) -> (Vec<u64>, Vec<u64>, Vec<String>) {
+        let mut lower = String::new();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut start: Option<usize> = None;
+        let push = |c: char, out: &mut String| {
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
+        };
+        for c in text.chars() {
+            if is_word_char(c) {
+                if start.is_none() {
+                    start = Some(lower.len());
+                }
+                push(c, &mut lower);
+            } else {
+                if let Some(s) = start.take() {
+                    spans.push((s, lower.len()));
+                }
+                if !c.is_whitespace() && !c.is_control() {
+                    let s = lower.len();
+                    push(c, &mut lower);
+                    spans.push((s, lower.len()));
+                }
+            }
+        }
+        if let Some(s) = start {
+            spans.push((s, lower.len()));
+        }
+        let bytes = lower.as_bytes();
+        let (uni, bi, ch) = (
+            seed_state(ns, KIND_UNIGRAM),
+            seed_state(ns, KIND_BIGRAM),
+            seed_state(ns, KIND_CHAR),
+        );
+        let (mut word, mut chars) = (Vec::new(), Vec::new());
+        for (i, &(a, b)) in spans.iter().enumerate() {
+            let tok = &bytes[a..b];
+            word.push(fmix64(fnv1a_extend(uni, tok)));
+            if let Some(&(c, d)) = spans.get(i + 1) {
+                let st = fnv1a_extend(fnv1a_extend(bi, tok), &[BIGRAM_JOIN]);
+                word.push(fmix64(fnv1a_extend(st, &bytes[c..d])));
+            }
+            let mut offsets = vec![0];
+            for (off, _) in lower[a..b].char_indices() {
+                offsets.push(1 + off);
+            }
+            offsets.push(1 + tok.len());
+            offsets.push(2 + tok.len());
+            let n_chars = offsets.len() - 1;
+            let piece = |k: usize| -> &[u8] {
+                if k == 0 || k == n_chars - 1 {
+                    b" "
+                } else {
+                    &tok[offsets[k] - 1..offsets[k + 1] - 1]
+                }
+            };
+            for start in 0..n_chars {
+                if start + CHAR_MIN > n_chars {
+                    break;
+                }
+                let mut st = ch;
+                for k in start..start + CHAR_MIN {
+                    st = fnv1a_extend(st, piece(k));
+                }
+                chars.push(fmix64(st));
+                for k in start + CHAR_MIN..(start + CHAR_MAX).min(n_chars) {
+                    st = fnv1a_extend(st, piece(k));
+                    chars.push(fmix64(st));
+                }
+            }
+        }
+        let toks = spans
+            .iter()
+            .map(|&(a, b)| lower[a..b].to_string())
+            .collect();
+        (word, chars, toks)
+    }
+
+    fn random_texts() -> Vec<String> {
+        let pieces = [
+            "a",
+            "Ab",
+            "the",
+            "MOVIE",
+            "wonderful",
+            "x",
+            "2024",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            ",",
+            "!",
+            "...",
+            "\u{0}",
+            "\u{7f}",
+            "é",
+            "café",
+            "cafe\u{301}",
+            "日本語",
+            "🙂",
+            "👍🏽",
+            "İ",
+            "ß",
+            "Σ",
+            "שלום",
+            "नमस्ते",
+            "\u{200d}",
+            "a-b",
+            "don't",
+            "x\u{85}y",
+            "\u{a0}",
+            "supercalifragilistic",
+        ];
+        let mut r = crate::hash::SplitMix64::new(5);
+        let mut out: Vec<String> = vec![String::new(), " ".into(), "a".into(), "ab".into()];
+        for len in 0..400 {
+            let k = len % 40;
+            let ascii_only = len % 3 == 0;
+            let t: String = (0..k)
+                .map(|_| {
+                    let mut p = pieces[r.below(pieces.len() as u64) as usize];
+                    while ascii_only && !p.is_ascii() {
+                        p = pieces[r.below(pieces.len() as u64) as usize];
+                    }
+                    p
+                })
+                .collect();
+            out.push(t);
+        }
+        out
+    }
+
+    #[test]
+    fn fast_featurizer_matches_the_reference_hash_for_hash() {
+        let mut s = Scratch::default();
+        for text in random_texts() {
+            for ns in [NS_TEXT, NS_TEXT_PAIR, NS_OUTPUT] {
+                let (word, chars, toks) = reference_hash_features(&text, ns);
+                s.word.clear();
+                s.chars.clear();
+                hash_features(&text, ns, &mut s);
+                assert_eq!(s.word, word, "{text:?}");
+                assert_eq!(s.chars, chars, "{text:?}");
+                assert_eq!(tokens(&text), toks, "{text:?}");
+            }
+        }
     }
 
     #[test]
@@ -385,6 +660,15 @@ mod tests {
             let r = featurize(text, None, NS_TEXT, 20);
             assert!(r.indices.is_empty() && r.values.is_empty());
         }
+    }
+
+    #[test]
+    fn window_scan_baseline_sums_every_window() {
+        assert_eq!(scan_windows4(&["abc", ""]), 0);
+        let one = u64::from(u32::from_le_bytes(*b"abcd").wrapping_mul(0x9e37_79b1) >> 12);
+        assert_eq!(scan_windows4(&["abcd"]), one);
+        assert_eq!(scan_windows4(&["abcd", "abcd"]), 2 * one);
+        assert!(scan_windows4(&["abcde"]) > one);
     }
 
     #[test]

@@ -39,6 +39,8 @@ def texts_list(texts: Any, what: str = "texts") -> list[str]:
     out = list(texts)
     if not out:
         raise InvalidInputError(f"{what} is empty")
+    if set(map(type, out)) == {str}:  # the common case, checked at C speed
+        return out
     for i, t in enumerate(out):
         if not isinstance(t, str):
             raise TypeError(f"{what}[{i}] must be str, got {type(t).__name__}")
@@ -47,6 +49,11 @@ def texts_list(texts: Any, what: str = "texts") -> list[str]:
 
 def check_encodable(texts: list[str], what: str) -> None:
     """Raise a clear error for strings that are not valid Unicode (lone surrogates)."""
+    try:  # one encode of all texts; only on failure look for the culprit
+        "".join(texts).encode("utf-8")
+        return
+    except UnicodeEncodeError:
+        pass
     for i, t in enumerate(texts):
         try:
             t.encode("utf-8")
@@ -70,6 +77,24 @@ def hard_labels(labels: Any, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
     if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
         raise TypeError(f"labels must be a sequence of str or int, got {type(labels).__name__}")
     same_length(n, len(labels), "labels")
+    types = set(map(type, labels))
+    if types == {str}:  # fast paths (checked at C speed): all str, or all int without bool
+        keys = list(labels)
+    elif types and all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in types):
+        keys = [str(int(lab)) for lab in labels]
+    else:
+        keys = _label_keys(labels)
+    names = tuple(sorted(set(keys)))
+    if len(names) > MAX_LABELS:
+        raise InvalidInputError(f"{len(names)} distinct labels; label mode supports at most {MAX_LABELS}")
+    index = {name: j for j, name in enumerate(names)}
+    y = np.zeros((n, len(names)), dtype=np.float32)
+    y[np.arange(n), list(map(index.__getitem__, keys))] = 1.0
+    return y, names
+
+
+def _label_keys(labels: Sequence[Any]) -> list[str]:
+    """Label keys one at a time, with the message for the first bad label."""
     keys: list[str] = []
     kinds: set[type] = set()
     for i, lab in enumerate(labels):
@@ -79,13 +104,7 @@ def hard_labels(labels: Any, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
         keys.append(lab if isinstance(lab, str) else str(int(lab)))
     if len(kinds) > 1:
         raise TypeError("labels mix str and int; use one type")
-    names = tuple(sorted(set(keys)))
-    if len(names) > MAX_LABELS:
-        raise InvalidInputError(f"{len(names)} distinct labels; label mode supports at most {MAX_LABELS}")
-    index = {name: j for j, name in enumerate(names)}
-    y = np.zeros((n, len(names)), dtype=np.float32)
-    y[np.arange(n), [index[k] for k in keys]] = 1.0
-    return y, names
+    return keys
 
 
 def soft_labels(labels: Any, n: int) -> np.ndarray:

@@ -13,6 +13,68 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+/// Bytes `ngram_windows` may read past `n` (the caller pads its buffer with them).
+pub const WINDOW_SLACK: usize = 16;
+/// Values each output of `ngram_windows` must hold past `n` (fast paths store whole vectors).
+pub const WINDOW_OUT_SLACK: usize = 8;
+
+/// ASCII-lowercases `src` into `lower` and classifies each byte into `class` (see
+/// `scalar::classify`, the reference); returns true when every byte is ASCII.
+pub fn classify(src: &[u8], lower: &mut [u8], class: &mut [u8]) -> bool {
+    let n = src.len();
+    let (lower, class) = (&mut lower[..n], &mut class[..n]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::has_avx512bw() {
+            // SAFETY: AVX-512F/BW support was just checked; the slices have length n.
+            return unsafe { x86::classify_avx512(src, lower, class) };
+        }
+        if x86::has_avx2() {
+            // SAFETY: AVX2 support was just checked; the slices have length n.
+            return unsafe { x86::classify_avx2(src, lower, class) };
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: NEON is part of every aarch64 target; the slices have length n.
+        return unsafe { aarch64::classify_neon(src, lower, class) };
+    }
+    #[allow(unreachable_code)]
+    scalar::classify(src, lower, class)
+}
+
+/// Hashes of every 3-, 4- and 5-byte window of `bytes[..n]` (see `scalar::ngram_windows`, the
+/// reference): `out[k][i]` = `fmix64(fnv1a(seed, bytes[i..i + 3 + k]))`. Windows that run past `n`
+/// read the caller's padding. `bytes` must hold `n + WINDOW_SLACK` bytes and each output
+/// `n + WINDOW_OUT_SLACK` values (values past `n` are unspecified).
+pub fn ngram_windows(seed: u64, bytes: &[u8], n: usize, out: [&mut [u64]; 3]) {
+    assert!(
+        bytes.len() >= n + WINDOW_SLACK && out.iter().all(|o| o.len() >= n + WINDOW_OUT_SLACK),
+        "ngram_windows: buffers too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::has_avx512dq() {
+            // SAFETY: AVX-512F/DQ support was just checked; sizes were asserted.
+            unsafe { x86::ngram_windows_avx512(seed, bytes, n, out) };
+            return;
+        }
+        if x86::has_avx2() {
+            // SAFETY: AVX2 support was just checked; sizes were asserted.
+            unsafe { x86::ngram_windows_avx2(seed, bytes, n, out) };
+            return;
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: NEON is part of every aarch64 target; sizes were asserted.
+        unsafe { aarch64::ngram_windows_neon(seed, bytes, n, out) };
+        return;
+    }
+    #[allow(unreachable_code)]
+    scalar::ngram_windows(seed, bytes, n, out)
+}
+
 /// Rows and columns of the similarity micro-kernel's tile.
 pub const MR: usize = 6;
 pub const NR: usize = 16;
@@ -249,6 +311,129 @@ mod tests {
             }
         }
         assert!(["avx512f", "avx2+fma", "avx2", "sse2", "neon", "scalar"].contains(&backend()));
+    }
+
+    type Classify = fn(&[u8], &mut [u8], &mut [u8]) -> bool;
+    type Windows = fn(u64, &[u8], usize, [&mut [u64]; 3]);
+
+    /// Every featurization kernel this machine can run, by name (the dispatched ones among them).
+    fn runnable_text_kernels() -> Vec<(&'static str, Classify, Windows)> {
+        let mut out: Vec<(&'static str, Classify, Windows)> = vec![
+            ("dispatched", classify, ngram_windows),
+            ("scalar", scalar::classify, scalar::ngram_windows),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::has_avx2() {
+                out.push((
+                    "avx2",
+                    // SAFETY: support was checked before this entry was added; the tests pass
+                    // slices of the sizes the kernels require.
+                    |s, l, c| unsafe { x86::classify_avx2(s, l, c) },
+                    |seed, b, n, o| unsafe { x86::ngram_windows_avx2(seed, b, n, o) },
+                ));
+            }
+            if x86::has_avx512bw() && x86::has_avx512dq() {
+                out.push((
+                    "avx512",
+                    // SAFETY: as above.
+                    |s, l, c| unsafe { x86::classify_avx512(s, l, c) },
+                    |seed, b, n, o| unsafe { x86::ngram_windows_avx512(seed, b, n, o) },
+                ));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        out.push((
+            "neon",
+            // SAFETY: NEON is baseline on aarch64; the tests pass slices of the required sizes.
+            |s, l, c| unsafe { aarch64::classify_neon(s, l, c) },
+            |seed, b, n, o| unsafe { aarch64::ngram_windows_neon(seed, b, n, o) },
+        ));
+        out
+    }
+
+    /// Texts of many lengths (0, 1, around every vector width), ASCII and not.
+    fn sample_bytes() -> Vec<Vec<u8>> {
+        let mut r = SplitMix64::new(11);
+        let alphabet: Vec<u8> = (0u8..=255).collect();
+        let mut out = Vec::new();
+        for len in (0..=70).chain([127, 128, 129, 200, 1000]) {
+            // ASCII only, mostly letters and spaces
+            let ascii: Vec<u8> = (0..len)
+                .map(|_| b" aZ9,.\t\x7f\x00Hello World!~@["[r.below(24) as usize])
+                .collect();
+            out.push(ascii);
+            // any byte (non-ASCII included): classification is per byte
+            let any: Vec<u8> = (0..len).map(|_| alphabet[r.below(256) as usize]).collect();
+            out.push(any);
+            // real UTF-8 with a non-ASCII character at a random place
+            let mut s: Vec<u8> = (0..len).map(|_| b"abc XYZ"[r.below(7) as usize]).collect();
+            if len > 0 {
+                let at = r.below(len as u64) as usize;
+                s.truncate(at);
+                s.extend_from_slice("é日🙂".as_bytes());
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    #[test]
+    fn every_featurization_kernel_matches_the_scalar_reference() {
+        let kernels = runnable_text_kernels();
+        let named: Vec<&str> = kernels.iter().map(|k| k.0).collect();
+        #[cfg(target_arch = "x86_64")]
+        if x86::has_avx2() {
+            assert!(named.contains(&"avx2"));
+        }
+        #[cfg(target_arch = "aarch64")]
+        assert!(named.contains(&"neon"));
+        for text in sample_bytes() {
+            let n = text.len();
+            let (mut l0, mut c0) = (vec![0u8; n], vec![0u8; n]);
+            let ascii0 = scalar::classify(&text, &mut l0, &mut c0);
+            assert_eq!(ascii0, text.is_ascii());
+            let mut padded = text.clone();
+            padded.resize(n + WINDOW_SLACK, 0);
+            let mut want = vec![vec![0u64; n + WINDOW_OUT_SLACK]; 3];
+            {
+                let [a, b, c] = &mut want[..] else {
+                    unreachable!()
+                };
+                scalar::ngram_windows(7, &padded, n, [a, b, c]);
+            }
+            for &(name, cls, win) in &kernels {
+                let (mut l, mut c) = (vec![0xAAu8; n], vec![0xAAu8; n]);
+                assert_eq!(cls(&text, &mut l, &mut c), ascii0, "{name} len={n}");
+                assert_eq!(l, l0, "{name} lowercase len={n}");
+                assert_eq!(c, c0, "{name} classes len={n}");
+                let mut got = vec![vec![0u64; n + WINDOW_OUT_SLACK]; 3];
+                {
+                    let [a, b, c] = &mut got[..] else {
+                        unreachable!()
+                    };
+                    win(7, &padded, n, [a, b, c]);
+                }
+                for k in 0..3 {
+                    assert_eq!(got[k][..n], want[k][..n], "{name} windows k={k} len={n}");
+                }
+            }
+        }
+        // the reference itself: the hash of each window is hash64 with a seeded prefix
+        let text = b"hello world, x";
+        let mut padded = text.to_vec();
+        padded.resize(text.len() + WINDOW_SLACK, 0);
+        let mut o = vec![vec![0u64; text.len() + WINDOW_OUT_SLACK]; 3];
+        let [a, b, c] = &mut o[..] else {
+            unreachable!()
+        };
+        let seed = crate::hash::fnv1a_extend(crate::hash::FNV_OFFSET, &[0, 3]);
+        scalar::ngram_windows(seed, &padded, text.len(), [a, b, c]);
+        assert_eq!(a[1], crate::hash::hash64(&[0, 3, b'e', b'l', b'l']));
+        assert_eq!(
+            c[6],
+            crate::hash::hash64(&[0, 3, b'w', b'o', b'r', b'l', b'd'])
+        );
     }
 
     type Kernel = fn(usize, &[f32], &[f32], &mut [f32; MR * NR], bool);
