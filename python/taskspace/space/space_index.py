@@ -30,6 +30,7 @@ logger = logging.getLogger("taskspace.space")
 
 PARTS = {"dataset": 0, "model": 1}
 _BLOCK = 4096
+_NO_INDEX = "there is no saved index"
 
 
 def index_dir(path: Path | None) -> Path | None:
@@ -74,7 +75,8 @@ class SpaceIndex:
                 self.catch_up()
                 return
         if self.directory is not None:
-            logger.warning("rebuilding the search index of %s: %s", self.store.path, reason)
+            level = logging.INFO if reason == _NO_INDEX else logging.WARNING
+            logger.log(level, "rebuilding the search index of %s: %s", self.store.path, reason)
         self.rebuild()
         if self.directory is not None:
             self.save()
@@ -84,7 +86,7 @@ class SpaceIndex:
         if self.directory is None:
             return "in memory"
         if not self.directory.is_dir():
-            return "there is no saved index"
+            return _NO_INDEX
         try:
             index, gen, meta = CompactIndex.load(self.directory, scan_max=self.scan_max)
         except InvalidInputError as e:
