@@ -362,7 +362,8 @@ class CompactIndex:
                 on_disk = _read_manifest_or_none(directory)
             except InvalidInputError:
                 on_disk = None  # a damaged save is replaced
-            if on_disk is not None and int(on_disk.get("generation", -1)) >= generation:
+            same = on_disk is not None and on_disk.get("meta") == meta
+            if same and int(on_disk.get("generation", -1)) >= generation:
                 return False
             ours = on_disk is not None and on_disk.get("lineage") == self.lineage
             if not ours or on_disk.get("labels") != self.saved_labels:

@@ -11,7 +11,9 @@ past its generation) is rebuilt from the rows, with a progress bar, and the reas
 from __future__ import annotations
 
 import logging
+import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +61,15 @@ class SpaceIndex:
     # -- opening ---------------------------------------------------------------------------------------
     def open(self) -> None:
         """Load the saved index and catch it up, or rebuild it (and save it) when that is impossible."""
+        self.space_id = self.store.settings().get("space_id")
+        self._inode = None if self.store.path is None else os.stat(self.store.path).st_ino
         with self.store.read() as db:
             logged = changelog.has_log(db)
-        if not logged:
+        if not logged or self.space_id is None:
             with self.store.transaction() as db:
                 changelog.ensure_log(db)
+                self.space_id = self.store.settings().get("space_id") or uuid.uuid4().hex
+                self.store.set_setting(db, "space_id", self.space_id)
         reason = self._load()
         if reason is None:
             with self.store.read() as db:
@@ -74,6 +80,10 @@ class SpaceIndex:
             else:
                 self.catch_up()
                 return
+        self.repair(reason)
+
+    def repair(self, reason: str) -> None:
+        """Rebuild from the rows (saying why in the log) and save."""
         if self.directory is not None:
             level = logging.INFO if reason == _NO_INDEX else logging.WARNING
             logger.log(level, "rebuilding the search index of %s: %s", self.store.path, reason)
@@ -91,6 +101,8 @@ class SpaceIndex:
             index, gen, meta = CompactIndex.load(self.directory, scan_max=self.scan_max)
         except InvalidInputError as e:
             return str(e)
+        if meta.get("space_id") != self.space_id:
+            return "it belongs to another space file (replaced or copied without its index)"
         if meta.get("fingerprint") != self.fingerprint or index.dim != self.dim:
             return "it was saved for another surrogate"
         self.index, self.generation, self.saved_generation = index, gen, gen
@@ -128,6 +140,8 @@ class SpaceIndex:
             if self.generation < floor:  # pruned past us: the saved index is newer than we are
                 raise StaleIndexError()
             changes = changelog.changes_since(db, self.generation)
+            if changes.generation < self.generation:  # the log went backwards: not our history
+                raise StaleIndexError()
             if changes.generation == self.generation:
                 return None
             missing = [i for i in changes.added.tolist() if known is None or i not in known]
@@ -152,11 +166,16 @@ class SpaceIndex:
 
     def save(self) -> None:
         """Save beside the space file, then prune the log up to the saved generation."""
-        if self.directory is None:
+        if self.directory is None or self.store.path is None:
+            return
+        try:
+            if os.stat(self.store.path).st_ino != self._inode:
+                return  # the file was replaced under us: this index describes the old one
+        except OSError:
             return
         meta: dict[str, Any] = {
             "fingerprint": self.fingerprint,
-            "space": self.store.path.name if self.store.path else None,
+            "space_id": self.space_id,
         }
         self.index.save(self.directory, generation=self.generation, meta=meta)
         self.saved_generation = self.generation

@@ -171,6 +171,9 @@ class TaskSpace:
         self._index = SpaceIndex(self._store, self._dim, self.fingerprint, scan_max=self._index_threshold)
         self._index.open()
         self._read_names()
+        if len(self._name_of) != len(self._index.index):  # a cheap check that it describes these rows
+            self._index.repair(f"it holds {len(self._index.index)} entries, the file {len(self._name_of)}")
+            self._read_names()
 
     def _read_names(self) -> None:
         self._version = self._store.data_version()
@@ -190,6 +193,9 @@ class TaskSpace:
         """Apply the change log since our generation to the index and the names (ours or another
         process's writes), in time proportional to the changes."""
         self._version = self._store.data_version()
+        if self._store.settings().get("space_id") != self._index.space_id:
+            self._load()  # the file was replaced by another space: nothing to catch up from
+            return
         try:
             changes = self._index.catch_up(known)
         except StaleIndexError:
@@ -458,7 +464,8 @@ class TaskSpace:
             if ids.shape[0] == 0:
                 return []
             units = _checks.unit_rows(self._store.vectors(ids.tolist(), self._dim))
-            sims = np.clip(units @ v, -1.0, 1.0)
+            # float64, then float32: equal vectors get equal cosines whatever their place in the product
+            sims = np.clip((units.astype(np.float64) @ v.astype(np.float64)).astype(np.float32), -1.0, 1.0)
             return _ranked([(self._name_of[i], float(s)) for i, s in zip(ids.tolist(), sims, strict=True)])[
                 :k
             ]
