@@ -181,7 +181,7 @@ def test_search_index_path_agrees_with_exact_path(sur, embeddings):
         for kind in (None, "model"):
             want = exact.nearest(e.name, k=4, kind=kind)
             assert_same_ranking(graph.nearest(e.name, k=4, kind=kind), want, truth(embeddings, e.name))
-    assert set(graph._indexes) == {None, "model"}  # built on first use, then kept up to date:
+    assert index_contents(graph) == stored_ids(graph)  # the index follows adds and removes:
     graph.remove("news_topic/model-0")
     exact.remove("news_topic/model-0")
     extra = sur.model_embedding(*datasets.load("news_topic"), name="news_topic/model-new")
@@ -192,9 +192,7 @@ def test_search_index_path_agrees_with_exact_path(sur, embeddings):
     now = [e for e in embeddings if e.name != "news_topic/model-0"] + [extra]
     for e in ("news_topic", "movie_sentiment"):
         assert_same_ranking(graph.nearest(e, k=5), exact.nearest(e, k=5), truth(now, e))
-    assert (
-        len(graph._indexes[None]) == len(graph._indexes["model"]) + len(graph.names("dataset")) == len(graph)
-    )
+    assert index_contents(graph) == stored_ids(graph)
 
 
 # -- changes and persistence --------------------------------------------------------------------------
@@ -615,7 +613,14 @@ def check_search(space: ts.TaskSpace, embs: list[ts.TaskEmbedding], *, queries: 
 
 
 def index_contents(space: ts.TaskSpace) -> dict[str | None, set[int]]:
-    return {kind: set(index.ids().tolist()) for kind, index in space._indexes.items()}
+    """Row ids the search index holds as searchable (live, non-zero), of each kind and of all."""
+    index = space._index.index
+    searchable = index.live & ~index.zero
+    out = {
+        kind: set(index.ids[searchable & (index.part == p)].tolist())
+        for kind, p in (("dataset", 0), ("model", 1))
+    }
+    return {None: out["dataset"] | out["model"], **out}
 
 
 def stored_ids(space: ts.TaskSpace) -> dict[str | None, set[int]]:
@@ -627,7 +632,7 @@ def stored_ids(space: ts.TaskSpace) -> dict[str | None, set[int]]:
         if np.any(row.vector):
             out[row.kind].add(row.id)
             out[None].add(row.id)
-    return {kind: out[kind] for kind in space._indexes}
+    return out
 
 
 @pytest.fixture
@@ -648,8 +653,10 @@ def searched(monkeypatch) -> list[object]:
 def test_kind_filtered_search_uses_one_index_per_kind(sur, many, searched, threshold):
     space = fill(ts.TaskSpace(sur, index_threshold=threshold), many)
     assert check_search(space, many, queries=25) >= 0.95
-    assert searched and all(a is None for a in searched)  # no per-query filter: each kind has its own graph
-    assert set(space._indexes) == ({None, "dataset", "model"} if threshold < N_DATASETS else {None, "model"})
+    assert not searched  # the space's own compact index: one graph per kind, no per-query filter
+    graphs = space._index.index._graphs
+    assert graphs[0] is not None and graphs[1] is not None
+    assert graphs[0].element_count + graphs[1].element_count == len(index_contents(space)[None])
     assert index_contents(space) == stored_ids(space)
 
 
@@ -662,16 +669,13 @@ def test_a_kind_under_the_threshold_is_searched_exactly(sur, many):
         )
         assert [n for n, _ in got] == [n for n, _ in want]  # exact: name for name
         np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
-    assert not space._indexes
     assert all(n.startswith("m") for n, _ in space.nearest(many[0].name, k=5, kind="model"))
-    assert set(space._indexes) == {"model"}  # the models, over the threshold, got their HNSW index
 
 
 def test_per_kind_indexes_follow_adds_removes_and_kind_changes(sur, many):
     space = fill(ts.TaskSpace(sur, index_threshold=200), many)
     for kind in (None, "dataset", "model"):
         space.nearest(many[0].name, k=3, kind=kind)
-    assert set(space._indexes) == {None, "dataset", "model"}  # built, and then kept up to date:
     now = {e.name: e for e in many}
     for e in many[::7]:
         space.remove(e.name)

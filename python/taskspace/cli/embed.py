@@ -151,11 +151,13 @@ def run(args: argparse.Namespace) -> int:
         sur = space.surrogate
         stats = _stats_of(sur, args.ray)
 
+        batch: list[Any] = []  # stored together at the end: one transaction, all or nothing
+
         def add(kind: str, name: str, s: Any, meta: dict[str, Any]) -> None:
             e = sur.embed(s, name=name, kind=kind, meta=meta)
             if e.degenerate:
                 say(f"note: {kind} {name!r} carries no information; its embedding is the zero vector")
-            space.add(e, replace=True)
+            batch.append(e)
 
         done = 0
         t0 = time.perf_counter()
@@ -172,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             add("model", name, stats(texts, outs, text_pairs=pairs, mode=mode), meta)
             done += 1
             say(f"[{done}/{total}] model {name}: {len(texts)} of {len(m.outputs)} probe texts")
+        space.add_many(batch, replace=True)
         if not args.quiet:
             print(
                 f"{args.space}: {len(space)} embeddings ({len(space.names('dataset'))} datasets, "

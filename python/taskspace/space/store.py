@@ -191,6 +191,15 @@ class Store:
             raise
         self._db.execute("COMMIT")
 
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """One consistent read snapshot (BEGIN ... COMMIT) while other connections may write."""
+        self._db.execute("BEGIN")
+        try:
+            yield self._db
+        finally:
+            self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
 
@@ -255,6 +264,54 @@ class Store:
     def rows(self, dim: int) -> Iterator[Row]:
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM embeddings ORDER BY id"):
             yield self._row(row, dim)
+
+    def mode(self) -> str | None:
+        """The mode of the stored embeddings (one per space), ``None`` when there are none."""
+        row = self._db.execute("SELECT mode FROM embeddings LIMIT 1").fetchone()
+        return None if row is None else str(row[0])
+
+    def names(self) -> list[tuple[int, str, str]]:
+        """``(id, name, kind)`` of every row, by id, without reading the vectors."""
+        return self._db.execute("SELECT id, name, kind FROM embeddings ORDER BY id").fetchall()
+
+    def names_of(self, ids: list[int]) -> list[tuple[int, str, str]]:
+        """``(id, name, kind)`` of the rows ``ids`` that exist."""
+        out: list[tuple[int, str, str]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out += self._db.execute(f"SELECT id, name, kind FROM embeddings WHERE id IN ({marks})", chunk)
+        return out
+
+    def vectors(self, ids: list[int], dim: int) -> np.ndarray:
+        """The float32 vectors of rows ``ids`` (in that order, repeats allowed); :class:`KeyError` for
+        a missing id."""
+        unique = list(dict.fromkeys(ids))
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rowid, name, blob in self._db.execute(
+                f"SELECT id, name, vector FROM embeddings WHERE id IN ({marks})", chunk
+            ):
+                if not isinstance(blob, bytes) or len(blob) != 4 * dim:
+                    raise InvalidInputError(f"{self.path}: the vector of {name!r} is damaged")
+                found[rowid] = np.frombuffer(blob, dtype="<f4")
+        if len(found) != len(unique):
+            raise KeyError(f"rows {sorted(set(unique) - set(found))[:5]} are not in the space")
+        if not ids:
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.stack([found[i] for i in ids]).astype(np.float32)
+
+    def blocks(self, dim: int, block: int = 4096) -> Iterator[tuple[list[int], list[str], np.ndarray]]:
+        """``(ids, kinds, float32 vectors)`` of every row, by id, ``block`` rows at a time."""
+        cur = self._db.execute("SELECT id, kind, name, vector FROM embeddings ORDER BY id")
+        while rows := cur.fetchmany(block):
+            for _, _, name, blob in rows:
+                if not isinstance(blob, bytes) or len(blob) != 4 * dim:
+                    raise InvalidInputError(f"{self.path}: the vector of {name!r} is damaged")
+            vecs = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim)
+            yield [r[0] for r in rows], [r[1] for r in rows], vecs.astype(np.float32)
 
     # -- drift baselines and checks ---------------------------------------------------------------------
     def _drift_tables(self, db: sqlite3.Connection) -> None:
