@@ -129,7 +129,11 @@ class TaskSpace:
             store.close()
         if config is None:
             raise InvalidInputError(f"{path}: the space records no surrogate")
-        return cls(Surrogate.from_config(json.loads(config)), path, index_threshold=index_threshold)
+        try:
+            surrogate = Surrogate.from_config(json.loads(config))
+        except (ValueError, TypeError, KeyError, RecursionError) as e:  # InvalidInputError is a ValueError
+            raise InvalidInputError(f"{path}: the recorded surrogate is damaged ({e})") from None
+        return cls(surrogate, path, index_threshold=index_threshold)
 
     def _claim(self) -> None:
         """Record our surrogate in a new file, or check that an existing file's is ours."""
@@ -162,7 +166,12 @@ class TaskSpace:
         kinds: list[str] = []
         mode: str | None = None
         vectors: list[np.ndarray] = []
-        for row in self._store.rows(self._dim):
+        for row in self._store.rows(self._dim):  # each row checked by the store (finite, right length)
+            if mode is not None and row.mode != mode:
+                raise InvalidInputError(
+                    f"{self._store.path}: row {row.id} ({row.name!r}) is in {row.mode} mode, earlier rows in "
+                    f"{mode} mode; a space holds one mode: the file is damaged"
+                )
             names.append(row.name)
             ids.append(row.id)
             kinds.append(row.kind)
@@ -263,6 +272,7 @@ class TaskSpace:
                 f"{e.kind} embedding {e.name!r} comes from surrogate {e.fingerprint}; this space holds "
                 f"embeddings of surrogate {self.fingerprint}"
             )
+        Store.columns(e)  # what SQLite cannot store faithfully is refused before the transaction
         with self._lock:
             self._sync()
             with self._store.transaction() as db:
