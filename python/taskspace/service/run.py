@@ -29,6 +29,9 @@ from taskspace.service.requests import ApiError
 __all__ = ["serve", "serve_space"]
 
 log = logging.getLogger("taskspace.service.run")
+#: Seconds to read and drop the rest of a body the answer did not need (so the client sees the
+#: answer, not a reset); aiohttp's default of 10 s would let a stalled client hold on that long.
+_LINGER = 2.0
 #: aiohttp's own messages about connections (malformed requests, for one) go here, filtered.
 http_log = logging.getLogger("taskspace.service.http")
 
@@ -131,6 +134,7 @@ async def serve_space(
         access_log=logging.getLogger("taskspace.service.app.access") if access_log else None,
         logger=http_log,
         keepalive_timeout=limits.header_timeout,  # aiohttp's own idle rule; ours is Connections'
+        lingering_time=_LINGER,
         shutdown_timeout=limits.timeout,
     )
     await runner.setup()
