@@ -295,7 +295,7 @@ def test_at_the_connection_cap_all_busy_newcomers_get_503(
 def test_listen_plan_fits_the_open_file_limit() -> None:
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     cap, backlog = listen_plan(10**9)
-    assert cap + backlog < soft
+    assert cap + 4 * backlog < soft
     assert listen_plan(5)[0] == 5
 
 
@@ -343,10 +343,10 @@ async def _attack_process(url: str, expected: list[list[Any]], n_idle: int) -> s
     return metrics
 
 
-def test_process_with_256_fds_survives_1100_idle_connections_and_never_logs_the_token(
+def test_process_with_256_fds_survives_600_idle_connections_and_never_logs_the_token(
     space_path: Path, expected: list[list[Any]], tmp_path: Path
 ) -> None:
-    n_idle = 1100
+    n_idle = 600
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < n_idle + 100:
         if hard != resource.RLIM_INFINITY and hard < n_idle + 100:
@@ -363,9 +363,11 @@ def test_process_with_256_fds_survives_1100_idle_connections_and_never_logs_the_
         found = re.search(r" at (http://127\.0\.0\.1:\d+)$", line.strip())
         assert found, f"no URL in {line!r}"
         metrics = asyncio.run(_attack_process(found.group(1), expected, n_idle))
-        assert "taskspace_connections_max 160" in metrics  # 256 fds: 32 reserved, 64 for the backlog
-        evicted = re.search(r'event="connection",result="evicted"\} (\d+)', metrics)
-        assert evicted and int(evicted.group(1)) >= n_idle - 160
+        assert "taskspace_connections_max 96" in metrics  # 256 fds: 32 reserved, 4 x 32 for the backlog
+        closed = sum(  # for newcomers at the cap, or at the head deadline (a slow flood)
+            int(n) for n in re.findall(r'event="connection",result="(?:evicted|timed_out)"\} (\d+)', metrics)
+        )
+        assert closed >= n_idle - 96
         proc.terminate()
         assert proc.wait(timeout=60) == 0
     finally:

@@ -32,13 +32,14 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["FD_RESERVE", "MAX_BACKLOG", "Connections", "listen_plan"]
+__all__ = ["FD_RESERVE", "MAX_BACKLOG", "Connections", "listen_plan", "raise_open_file_limit"]
 
 #: File descriptors kept free for everything but client connections (the space file and its WAL,
 #: a reload's second copy, the listening socket, the event loop, stdio, logs, lazy imports).
 FD_RESERVE = 32
-#: The listen backlog at most. asyncio accepts up to ``backlog`` connections in one go before any
-#: of them is seen (and the cap applied), so that many descriptors must stay free as well.
+#: The listen backlog at most. asyncio accepts up to ``backlog`` connections per turn of the event
+#: loop and sees each (so the cap applies) only two turns later, and a connection evicted for a
+#: newcomer releases its descriptor a turn after that: four times the backlog must stay free.
 MAX_BACKLOG = 128
 
 _BUSY_BODY = json.dumps(
@@ -53,8 +54,12 @@ _BUSY_RESPONSE = (
 
 def listen_plan(max_connections: int) -> tuple[int, int]:
     """``(cap, backlog)``: open connections at most and the listen backlog, chosen so that the cap,
-    a burst of ``backlog`` accepted at once and :data:`FD_RESERVE` fit the open-file limit
-    (``RLIMIT_NOFILE``). Example: at a limit of 256, 160 connections and a backlog of 64."""
+    the connections accepted but not yet seen and those evicted but not yet closed (four times the
+    backlog, see :data:`MAX_BACKLOG`) and :data:`FD_RESERVE` fit the open-file limit
+    (``RLIMIT_NOFILE``). A backlog much below 32 makes the kernel drop connection attempts
+    (retried by clients a second later) whenever the busy event loop falls behind. Example: at a
+    limit of 256, 96 connections and a backlog of 32; at 1,024, 480 and 128; at 4,096 or more,
+    ``max_connections``."""
     try:
         import resource
 
@@ -64,8 +69,23 @@ def listen_plan(max_connections: int) -> tuple[int, int]:
         unlimited = True
     if unlimited:
         return max_connections, MAX_BACKLOG
-    backlog = max(1, min(MAX_BACKLOG, soft // 4))
-    return max(1, min(max_connections, soft - FD_RESERVE - backlog)), backlog
+    backlog = max(1, min(MAX_BACKLOG, soft // 8))
+    return max(1, min(max_connections, soft - FD_RESERVE - 4 * backlog)), backlog
+
+
+def raise_open_file_limit(target: int = 65_536) -> int:
+    """Raise this process's soft ``RLIMIT_NOFILE`` towards ``target`` (never above the hard limit);
+    returns the soft limit now. ``taskspace serve`` does this at start, as servers commonly do."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = target if hard == resource.RLIM_INFINITY else min(target, hard)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except (ImportError, OSError, ValueError):
+        return -1
 
 
 class _Connection(asyncio.Protocol):

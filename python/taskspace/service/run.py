@@ -23,6 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from taskspace.errors import InvalidInputError
 from taskspace.models.server import is_loopback
 from taskspace.service.app import TOKEN_ENV, Service, create_app, service_key
+from taskspace.service.connections import raise_open_file_limit
 from taskspace.service.limits import Limits
 from taskspace.service.requests import ApiError
 
@@ -169,6 +170,7 @@ def serve(
     Prints one line with the URL once listening. Returns the name of the signal that stopped it.
     """
     _check_listen(host, port)
+    raise_open_file_limit()  # room for --max-connections; the cap still fits whatever limit there is
     listen = functools.partial(
         serve_space, path, host=host, port=port, read_only=read_only, limits=limits, access_log=access_log
     )
