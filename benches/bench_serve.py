@@ -23,6 +23,13 @@ the server process's CPU time per request (from ``/proc``) and the load average 
 (target: taskspace >= 5x the reference's requests/s at an equal or better p99). The machine is shared: client, server and other
 jobs compete for the same cores, so numbers move between runs; ratios come from one run.
 
+``test_serve_fixed_load`` is the service under a fixed load instead: ``FIXED_REQUESTS`` (20,000)
+searches at concurrency ``CONCURRENCY`` (64), twice, through the connection cap and head deadline
+of ``taskspace serve``; it records requests/s, p50/p99 and the server's RSS before, between and
+after (flat memory: the second run must not grow it by more than ``RSS_GROWTH_MAX``). Run just it::
+
+    python -m pytest benches/bench_serve.py -q -s -k fixed_load --benchmark-json=/tmp/bench_serve_load.json
+
 With ``--benchmark-disable`` (the CI smoke run) the space holds ``N_SMOKE`` items and each load run
 is capped at ``SMOKE_REQUESTS`` requests and ``SMOKE_DURATION`` seconds.
 """
@@ -66,6 +73,9 @@ SERVER_LIFETIME = 1800
 STARTUP_TIMEOUT = 900.0
 RECALL_QUERIES = 200
 SMOKE_RECALL_QUERIES = 20
+FIXED_REQUESTS = 20_000
+FIXED_DURATION = 1_200.0  # a bound, not a target: the run stops at FIXED_REQUESTS
+RSS_GROWTH_MAX = 64 * 2**20
 
 REFERENCE = r"""
 import asyncio, json, sys
@@ -280,6 +290,16 @@ def _recall(data: Data, url: str, n: int) -> float:
     return hits / (n * K)
 
 
+def _rss_bytes(pid: int) -> int:
+    """Resident set size of a process (Linux), or -1 elsewhere."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return -1
+    found = re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.M)
+    return int(found.group(1)) * 1024 if found else -1
+
+
 RESULTS: dict[str, dict[str, Any]] = {}
 
 
@@ -356,3 +376,45 @@ def test_search_summary(request: pytest.FixtureRequest) -> None:
             reporter.write_line(line)
         else:
             print(line)
+
+
+def test_serve_fixed_load(
+    benchmark: Any, request: pytest.FixtureRequest, data: Data, servers: dict[str, Server]
+) -> None:
+    """``taskspace serve`` under 20,000 searches at concurrency 64, twice: req/s, p50/p99, RSS."""
+    smoke = _smoke(request.config)
+    concurrency = SMOKE_CONCURRENCY if smoke else CONCURRENCY
+    n_requests = SMOKE_REQUESTS if smoke else FIXED_REQUESTS
+    url, pid = servers["taskspace"]
+    benchmark.group = f"serve-fixed-load-{len(data.unit)}-c{concurrency}"
+    benchmark.extra_info.update({"impl": "taskspace", "concurrency": concurrency, "requests": n_requests})
+    asyncio.run(
+        _load(url, data.queries, concurrency=concurrency, max_requests=WARMUP_REQUESTS, duration=60.0)
+    )
+    rss = [_rss_bytes(pid)]
+    runs: list[LoadResult] = []
+
+    def once() -> None:
+        for _ in range(2):
+            load = _load(
+                url, data.queries, concurrency=concurrency, max_requests=n_requests, duration=FIXED_DURATION
+            )
+            runs.append(asyncio.run(load))
+            rss.append(_rss_bytes(pid))
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    info: dict[str, Any] = {"rss_mib": [round(r / 2**20, 1) for r in rss]}
+    for i, result in enumerate(runs):
+        assert result.requests == n_requests, "every request answered (200, k results)"
+        info[f"run{i + 1}"] = {
+            "requests_per_s": round(result.per_second, 1),
+            "p50_ms": round(1e3 * result.percentile(50), 2),
+            "p99_ms": round(1e3 * result.percentile(99), 2),
+        }
+    benchmark.extra_info.update(info)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    line = f"taskspace serve, {n_requests:,} searches x2 at concurrency {concurrency}: {info}"
+    if reporter is not None:
+        reporter.write_line(line)
+    if not smoke and min(rss) > 0:
+        assert rss[2] - rss[1] < RSS_GROWTH_MAX, f"RSS grew from {rss[1]} to {rss[2]} bytes in the second run"

@@ -25,6 +25,11 @@ Authentication: set TASKSPACE_TOKEN to a secret and every request but /healthz m
 'Authorization: Bearer <token>'. It is required to listen on anything but loopback (the command
 refuses to start otherwise) and is never logged.
 
+Slow or stalled clients: a connection must send a whole request head within --header-timeout
+seconds of opening (or of its previous response) and a body within --body-timeout seconds;
+at --max-connections open connections (lowered to fit the open-file limit), a new one closes
+the connection idle longest. Idle and half-sent connections cannot lock other clients out.
+
 Signals: SIGTERM or Ctrl-C stop it after the requests in flight finish (up to --timeout seconds);
 SIGHUP re-opens the space file (as POST /v1/reload does) without dropping requests.
 """
@@ -59,6 +64,9 @@ def _serve(args: argparse.Namespace) -> int:
         max_k=args.max_k,
         timeout=args.timeout,
         search_threads=args.threads,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
@@ -122,6 +130,26 @@ def register(sub: Any) -> None:
         "--threads", type=_positive(int), default=None, help="search worker threads (default: one per core)"
     )
     p.add_argument(
-        "--access-log", action="store_true", help="log every request (client, request line, status, time)"
+        "--header-timeout",
+        type=_positive(float),
+        default=10.0,
+        help="seconds to send a request head, and to stay idle between requests (default: 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_positive(float),
+        default=20.0,
+        help="seconds to send a request body (default: 20)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=1024,
+        help="open connections at most; fitted to the open-file limit (default: 1024)",
+    )
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (client, method, path without query string, status, time)",
     )
     p.set_defaults(func=_serve)

@@ -927,7 +927,10 @@ class Index:
 
         Anything that is not a complete, intact save (a missing directory or manifest, a foreign or
         newer format, a truncated or corrupt data file) raises :class:`InvalidInputError` before
-        hnswlib reads a byte of it; nothing on disk is changed.
+        hnswlib reads a byte of it; nothing on disk is changed. Files that are intact but do not
+        belong together (a manifest forged to name another index's graph, with its size and sha256)
+        are refused too: the graph's header must match the manifest (dim, item count, M), its items
+        must be the saved vectors, and those must be finite unit rows.
         """
         directory = Path(path)
         manifest = _read_manifest(directory)
@@ -958,8 +961,10 @@ class Index:
         vectors = _saved_vectors(
             _check_file(directory, manifest.get("vectors"), "vectors"), n_labels, index._dim
         )
+        _check_unit(vectors, live, directory)
         capacity = max(index._initial_capacity, n_labels)
-        hnsw = _saved_graph(graph_path, index._dim, capacity, n_labels)
+        hnsw = _saved_graph(graph_path, index._dim, capacity, n_labels, index._M)
+        _check_graph_vectors(hnsw, vectors, live, graph_path)
         index._restore(hnsw, vectors, ext, live, capacity)
         if len(index._label_of) != count:
             raise InvalidInputError(f"{where}: the id map repeats ids")
@@ -1015,20 +1020,83 @@ def _saved_ids(
 
 
 def _saved_vectors(path: Path, n_labels: int, dim: int) -> np.ndarray:
-    """The saved float32 ``(n_labels, dim)`` unit vectors."""
+    """The saved float32 ``(n_labels, dim)`` vectors, all finite."""
     try:
         vectors = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EOFError) as e:
         raise InvalidInputError(f"{path}: not a vectors file ({e})") from None
     if vectors.dtype != np.float32 or vectors.shape != (n_labels, dim):
         raise InvalidInputError(
             f"{path}: holds {vectors.dtype} {vectors.shape}, expected float32 ({n_labels}, {dim})"
         )
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if bad.size:
+        raise InvalidInputError(
+            f"{path}: row {int(bad[0])} (and {bad.size - 1} more) holds non-finite values"
+        )
     return vectors
 
 
-def _saved_graph(path: Path, dim: int, capacity: int, n_labels: int) -> hnswlib.Index:
+def _check_unit(vectors: np.ndarray, live: np.ndarray, directory: Path) -> None:
+    """Live items are stored as unit rows; anything else is not a save of ours."""
+    norms = np.linalg.norm(vectors[live].astype(np.float64), axis=1)
+    off = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
+    if off.size:
+        label = int(np.flatnonzero(live)[off[0]])
+        raise InvalidInputError(
+            f"{directory}: saved vector {label} has norm {norms[off[0]]:.6g}, not 1: the save is damaged"
+        )
+
+
+#: The header hnswlib (0.7, 0.8) writes at the start of a saved graph, little-endian, packed.
+_GRAPH_HEADER = np.dtype(
+    [
+        ("offset_level0", "<u8"),
+        ("max_elements", "<u8"),
+        ("count", "<u8"),
+        ("size_per_element", "<u8"),
+        ("label_offset", "<u8"),
+        ("offset_data", "<u8"),
+        ("max_level", "<i4"),
+        ("entry_point", "<u4"),
+        ("max_m", "<u8"),
+        ("max_m0", "<u8"),
+        ("M", "<u8"),
+        ("mult", "<f8"),
+        ("ef_construction", "<u8"),
+    ]
+)
+
+
+def _check_graph_header(path: Path, dim: int, n_labels: int, M: int) -> None:
+    """Refuse a graph whose header disagrees with the manifest: hnswlib itself does not check the
+    dimension, so another index's graph would load and answer with wrong ids."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        raw = fh.read(_GRAPH_HEADER.itemsize)
+    if len(raw) < _GRAPH_HEADER.itemsize:
+        raise InvalidInputError(f"{path}: {size} bytes, too short for an hnswlib graph header")
+    record = np.frombuffer(raw, _GRAPH_HEADER)[0]
+    h = {name: int(record[name]) for name in _GRAPH_HEADER.names if name != "mult"}
+    graph_dim, rem = divmod(h["label_offset"] - h["offset_data"], 4)
+    problems = []
+    if h["offset_level0"] != 0 or rem or h["size_per_element"] != h["label_offset"] + 8:
+        problems.append("its element layout is not hnswlib's")
+    if graph_dim != dim:
+        problems.append(f"it holds vectors of dim {graph_dim}, {MANIFEST} says {dim}")
+    if h["count"] != n_labels:
+        problems.append(f"it holds {h['count']} items, {MANIFEST} says {n_labels}")
+    if h["M"] != M or h["max_m0"] != 2 * M:
+        problems.append(f"it was built with M = {h['M']}, {MANIFEST} says {M}")
+    elif size < _GRAPH_HEADER.itemsize + h["count"] * (h["size_per_element"] + 4):
+        problems.append(f"it is truncated ({size} bytes for {h['count']} items)")
+    if problems:
+        raise InvalidInputError(f"{path} does not belong to this index: {'; '.join(problems)}")
+
+
+def _saved_graph(path: Path, dim: int, capacity: int, n_labels: int, M: int) -> hnswlib.Index:
     """The saved hnswlib graph, with room for ``capacity`` items; it must hold ``n_labels``."""
+    _check_graph_header(path, dim, n_labels, M)
     hnsw = hnswlib.Index(space="cosine", dim=dim)
     try:
         hnsw.load_index(str(path), max_elements=capacity)
@@ -1037,6 +1105,32 @@ def _saved_graph(path: Path, dim: int, capacity: int, n_labels: int) -> hnswlib.
     if hnsw.element_count != n_labels:
         raise InvalidInputError(f"{path} holds {hnsw.element_count} items, {MANIFEST} says {n_labels}")
     return hnsw
+
+
+#: How many of a loaded graph's items are compared with the saved vectors.
+_GRAPH_SAMPLE = 256
+
+
+def _check_graph_vectors(hnsw: hnswlib.Index, vectors: np.ndarray, live: np.ndarray, path: Path) -> None:
+    """The graph's labels are 0..n-1 and its items (a spread sample of the live ones) are the saved
+    vectors: a graph of another index of the same shape is refused."""
+    labels = np.sort(np.asarray(hnsw.get_ids_list(), dtype=np.int64))
+    if not np.array_equal(labels, np.arange(vectors.shape[0])):
+        raise InvalidInputError(f"{path}: its item labels are not 0..{vectors.shape[0] - 1}")
+    alive = np.flatnonzero(live)
+    if not alive.size:
+        return
+    sample = alive[np.linspace(0, alive.size - 1, min(alive.size, _GRAPH_SAMPLE)).astype(np.int64)]
+    try:
+        stored = np.asarray(hnsw.get_items(sample.tolist()), dtype=np.float32).reshape(len(sample), -1)
+    except RuntimeError as e:  # a live label marked deleted in the graph
+        raise InvalidInputError(f"{path}: its items disagree with the saved ids ({e})") from None
+    far = np.flatnonzero(np.abs(stored - vectors[sample]).max(axis=1) > 1e-4)
+    if far.size:
+        raise InvalidInputError(
+            f"{path}: item {int(sample[far[0]])} of the graph is not the saved vector: "
+            "the graph belongs to another index"
+        )
 
 
 def _empty(q: int, k: int) -> SearchResult:

@@ -39,10 +39,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from taskspace._core import __version__
 from taskspace.embedding.task_embedding import TaskEmbedding
 from taskspace.errors import FingerprintMismatchError, InvalidInputError, TaskspaceError
+from taskspace.service.connections import Connections
 from taskspace.service.limits import Limits
 from taskspace.service.metrics import CONTENT_TYPE, Metrics
 from taskspace.service.requests import (
@@ -212,6 +214,11 @@ class Service:
         self._token = None if token is None else token.encode("utf-8")
         self.url: str | None = None
         self.metrics = Metrics()
+        self.connections = Connections(
+            header_timeout=self.limits.header_timeout,
+            max_connections=self.limits.max_connections,
+            event=self.metrics.event,
+        )
         self._served: _Served | None = None
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pending: dict[str, int] = {}
@@ -371,7 +378,8 @@ class Service:
         endpoint = route.canonical if route is not None else "unmatched"
         self.metrics.in_flight += 1
         try:
-            response = await self._answer(request, handler, endpoint)
+            with self.connections.busy(request.transport):
+                response = await self._answer(request, handler, endpoint)
         finally:
             self.metrics.in_flight -= 1
         self.metrics.observe(endpoint, request.method, response.status, time.perf_counter() - start)
@@ -421,13 +429,35 @@ class Service:
             raise ApiError(
                 413, "body_too_large", f"the body has {request.content_length} bytes; the limit is {limit}"
             )
-        raw = await request.read()  # aiohttp stops reading past client_max_size (HTTP 413)
+        raw = await self.read_body(request)
         if len(raw) <= _INLINE_JSON:
             body = parse_json(raw)
         else:
             body = await self.run_in_pool(pool, parse_json, raw)
         reject_unknown(body, allowed, endpoint)
         return body
+
+    async def read_body(self, request: web.Request) -> bytes:
+        """The whole body, within ``limits.body_timeout`` (else 408 ``body_timeout``); a client that
+        hangs up or half-closes before sending all of it gets 400 ``incomplete_body`` (its fault,
+        not the service's: not logged as an error). aiohttp stops reading past ``client_max_size``
+        (413). Either way the connection is closed after the answer."""
+        try:
+            return await asyncio.wait_for(request.read(), self.limits.body_timeout)
+        except asyncio.TimeoutError:
+            raise ApiError(
+                408,
+                "body_timeout",
+                f"the body did not arrive within {self.limits.body_timeout:g} s",
+                close=True,
+            ) from None
+        except (ConnectionError, HttpProcessingError) as e:
+            raise ApiError(
+                400,
+                "incomplete_body",
+                f"the connection ended before the whole body arrived ({type(e).__name__})",
+                close=True,
+            ) from None
 
     # -- handlers ---------------------------------------------------------------------------------
     async def healthz(self, request: web.Request) -> web.Response:
@@ -439,6 +469,11 @@ class Service:
             "taskspace_jobs_pending": (
                 "Worker jobs queued or running, all pools.",
                 float(sum(self._pending.values())),
+            ),
+            "taskspace_connections_open": ("Client connections open now.", float(len(self.connections))),
+            "taskspace_connections_max": (
+                "Open connections allowed (limits.max_connections, fitted to the open-file limit).",
+                float(self.connections.cap),
             ),
         }
         return web.Response(body=self.metrics.render(gauges).encode(), headers={"Content-Type": CONTENT_TYPE})

@@ -13,7 +13,16 @@ from taskspace.errors import InvalidInputError
 
 __all__ = ["Limits"]
 
-_POSITIVE_INTS = ("max_body_bytes", "max_batch", "max_text_chars", "max_k", "max_pending", "embed_threads")
+_POSITIVE_INTS = (
+    "max_body_bytes",
+    "max_batch",
+    "max_text_chars",
+    "max_k",
+    "max_pending",
+    "embed_threads",
+    "max_connections",
+)
+_SECONDS = ("timeout", "header_timeout", "body_timeout")
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,16 @@ class Limits:
         max_pending: worker jobs queued or running per pool; more get 503 ``overloaded`` at once.
         search_threads: threads for searches, selects and listing (``None``: one per core).
         embed_threads: threads for embeddings (each embedding already uses every core).
+        header_timeout: seconds a connection has to send a whole request head (request line and
+            headers), counted from when it opens or its previous response went out; a connection
+            that has not is closed. It is also how long an idle keep-alive connection stays open.
+            This is what stops slow or stalled clients (slowloris) from holding connections.
+        body_timeout: seconds to receive a request's whole body once its head is in (408
+            ``body_timeout``, and the connection is closed).
+        max_connections: open client connections at most (lowered to fit the process's limit on
+            open files, less a reserve). One more closes the connection that has been idle longest
+            (none: the newcomer gets 503 ``overloaded`` and is closed), so idle or half-sent
+            connections can never lock other clients out.
 
     Example:
         >>> from taskspace.service.limits import Limits
@@ -45,6 +64,9 @@ class Limits:
     max_pending: int = 256
     search_threads: int | None = None
     embed_threads: int = 1
+    header_timeout: float = 10.0
+    body_timeout: float = 20.0
+    max_connections: int = 1024
 
     def __post_init__(self) -> None:
         for name in _POSITIVE_INTS:
@@ -54,6 +76,7 @@ class Limits:
         st = self.search_threads
         if st is not None and (isinstance(st, bool) or not isinstance(st, int) or st < 1):
             raise InvalidInputError(f"Limits.search_threads must be a positive int or None, got {st!r}")
-        t = self.timeout
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
-            raise InvalidInputError(f"Limits.timeout must be a positive number of seconds, got {t!r}")
+        for name in _SECONDS:
+            t = getattr(self, name)
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
+                raise InvalidInputError(f"Limits.{name} must be a positive number of seconds, got {t!r}")

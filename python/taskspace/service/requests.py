@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
 from taskspace.embedding.task_embedding import TaskEmbedding
@@ -57,11 +58,12 @@ _KINDS = ("dataset", "model")
 class ApiError(Exception):
     """An error answered as ``{"error": {"code": code, "message": message}}`` with HTTP ``status``."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.close = close  # the connection cannot carry another request (a body was cut short)
 
     def response(self) -> web.Response:
         """The JSON error response (``WWW-Authenticate`` on a 401; the code kept under :data:`ERROR_CODE`)."""
@@ -69,6 +71,8 @@ class ApiError(Exception):
         response = web.json_response(text=body, status=self.status)
         if self.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="taskspace"'
+        if self.close:
+            response.force_close()
         response[ERROR_CODE] = self.code
         return response
 
@@ -106,7 +110,7 @@ class SearchRequest:
 
     ``fingerprint`` is the surrogate a bare vector comes from, when the client said so."""
 
-    query: str | list[Any] | TaskEmbedding
+    query: str | np.ndarray | TaskEmbedding
     k: int
     kind: str | None
     fingerprint: str | None
@@ -165,8 +169,8 @@ def parse_search(body: dict[str, Any], limits: Limits) -> SearchRequest:
     query: Any = body[which]
     if which == "name" and not isinstance(query, str):
         raise invalid(f"'name' must be a string, got {type(query).__name__}")
-    if which == "vector" and not isinstance(query, list):
-        raise invalid(f"'vector' must be a list of numbers, got {type(query).__name__}")
+    if which == "vector":
+        query = _vector(query, "vector")
     if which == "embedding":
         query = _embedding(query)
     return SearchRequest(query, k, kind, fingerprint)
@@ -356,6 +360,29 @@ def _check_lengths(values: list[Any], name: str, limits: Limits) -> None:
                 "text_too_long",
                 f"{name}[{i}] has {len(v)} characters; the limit is {limits.max_text_chars}",
             )
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _vector(value: Any, name: str) -> np.ndarray:
+    """A JSON list of numbers as float32; every element a finite number within float32's range."""
+    if not isinstance(value, list) or not value:
+        raise invalid(f"{name!r} must be a non-empty list of numbers, got {json.dumps(value)[:40]}")
+    for i, x in enumerate(value):
+        if type(x) not in (int, float):  # bool, None, str, list are not numbers here
+            raise invalid(f"{name!r}[{i}] must be a number, got {json.dumps(x)[:40]}")
+    try:
+        v = np.array(value, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        v = np.array([float(x) if abs(x) < 2**1000 else np.inf for x in value], dtype=np.float64)
+    bad = np.flatnonzero(~(np.abs(v) <= _F32_MAX))
+    if bad.size:
+        i = int(bad[0])
+        raise invalid(
+            f"{name!r}[{i}] = {str(value[i])[:40]} is not a finite float32 number (|x| <= {_F32_MAX:.4g})"
+        )
+    return v.astype(np.float32)
 
 
 def _embedding(value: Any) -> TaskEmbedding:

@@ -17,16 +17,67 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from taskspace.errors import InvalidInputError
 from taskspace.models.server import is_loopback
 from taskspace.service.app import TOKEN_ENV, Service, create_app, service_key
+from taskspace.service.connections import raise_open_file_limit
 from taskspace.service.limits import Limits
 from taskspace.service.requests import ApiError
 
 __all__ = ["serve", "serve_space"]
 
 log = logging.getLogger("taskspace.service.run")
+#: Seconds to read and drop the rest of a body the answer did not need (so the client sees the
+#: answer, not a reset); aiohttp's default of 10 s would let a stalled client hold on that long.
+_LINGER = 2.0
+#: aiohttp's own messages about connections (malformed requests, for one) go here, filtered.
+http_log = logging.getLogger("taskspace.service.http")
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` for a log line: control and non-ASCII characters escaped (no forged lines), cut."""
+    shown = text.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: client, method, path, status, body bytes, seconds.
+
+    Never the query string (a client may put a token there: ``?token=...``, ``?api_key=...``)
+    and never a header; the path is escaped, so a request cannot forge log lines."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.6f',
+            request.remote,
+            _printable(request.method, 20),
+            _printable(request.path),
+            response.status,
+            response.body_length,
+            time,
+        )
+
+
+class _BadRequestFilter(logging.Filter):
+    """aiohttp logs a malformed request as an error with its traceback, whose message can quote the
+    offending bytes (a request line with a token in its query, a header value). It is the client's
+    error: keep one INFO line naming the kind of error, without the bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = "malformed request from %s: %s (answered %s)"
+            record.args = (record.args[0] if record.args else "?", type(exc).__name__, exc.code)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+http_log.addFilter(_BadRequestFilter())
 
 
 def _check_listen(host: Any, port: Any) -> None:
@@ -80,21 +131,29 @@ async def serve_space(
     app = create_app(path, read_only=read_only, limits=limits)
     runner = web.AppRunner(
         app,
+        access_log_class=AccessLogger,  # never headers nor query strings: a token must not reach a log
         access_log=logging.getLogger("taskspace.service.app.access") if access_log else None,
-        access_log_format='%a "%r" %s %b %Tf',  # never headers: the token must not reach a log
+        logger=http_log,
+        keepalive_timeout=limits.header_timeout,  # aiohttp's own idle rule; ours is Connections'
+        lingering_time=_LINGER,
         shutdown_timeout=limits.timeout,
     )
     await runner.setup()
+    service = app[service_key()]
+    listener: asyncio.Server | None = None
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        service = app[service_key()]
-        bound = runner.addresses[0][1]
+        assert runner.server is not None
+        # Not web.TCPSite: every connection goes through service.connections (head deadline, cap).
+        listener = await service.connections.listen(runner.server, host, port)
+        bound = listener.sockets[0].getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         service.url = f"http://{shown}:{bound}"
         yield service
     finally:
+        if listener is not None:
+            listener.close()  # stop accepting; runner.cleanup() lets requests in flight finish
         await runner.cleanup()
+        service.connections.close()
 
 
 def serve(
@@ -111,6 +170,7 @@ def serve(
     Prints one line with the URL once listening. Returns the name of the signal that stopped it.
     """
     _check_listen(host, port)
+    raise_open_file_limit()  # room for --max-connections; the cap still fits whatever limit there is
     listen = functools.partial(
         serve_space, path, host=host, port=port, read_only=read_only, limits=limits, access_log=access_log
     )

@@ -79,6 +79,30 @@ CREATE INDEX IF NOT EXISTS drift_checks_model ON drift_checks (model, created);
 """
 
 _COLUMNS = "id, name, kind, mode, method, model, prompt, dataset, n, created, meta, vector"
+_KINDS = ("dataset", "model")
+_MODES = ("label", "text")
+
+
+def _utf8(value: Any, what: str) -> Any:
+    """``value`` unchanged if SQLite can store it: a str must encode as UTF-8 (no lone surrogates)."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidInputError(
+                f"{what} {value!r} is not valid Unicode text: it holds a lone surrogate "
+                f"({value[e.start]!r} at position {e.start}), which cannot be stored"
+            ) from None
+    return value
+
+
+def _storable(value: Any) -> bool:
+    """Whether ``value`` could be a stored key (a lookup of anything else finds nothing)."""
+    try:
+        _utf8(value, "")
+    except InvalidInputError:
+        return False
+    return isinstance(value, str)
 
 
 class Row(NamedTuple):
@@ -215,42 +239,53 @@ class Store:
         db.execute("INSERT OR REPLACE INTO taskspace_space (key, value) VALUES (?, ?)", (key, value))
 
     # -- rows -----------------------------------------------------------------------------------------
-    def insert(self, db: sqlite3.Connection, e: TaskEmbedding) -> int:
-        """Insert ``e`` (inside ``transaction()``); returns its row id."""
+    @staticmethod
+    def columns(e: TaskEmbedding) -> tuple[Any, ...]:
+        """The stored columns of ``e`` but ``created``: name, kind, mode, method, model, prompt,
+        dataset, n, meta (JSON), vector (bytes). Raises :class:`InvalidInputError` for what cannot be
+        stored faithfully: text with a lone surrogate, meta that is not JSON, a non-finite vector."""
         meta = dict(e.meta)
         try:
             meta_json = json.dumps(meta, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, RecursionError) as err:
             raise InvalidInputError(f"meta of {e.name!r} is not JSON-serialisable: {err}") from None
 
         def text(key: str) -> str | None:
             value = meta.get(key)
             return value if isinstance(value, str) else None
 
-        dataset = text("dataset") or (e.name if e.kind == "dataset" else None)
+        _utf8(e.name, "the name")
+        texts = {
+            "kind": e.kind,
+            "mode": e.mode,
+            "method": e.method,
+            'meta["model"]': text("model"),
+            'meta["prompt"]': text("prompt"),
+            'meta["dataset"]': text("dataset") or (e.name if e.kind == "dataset" else None),
+        }
+        for what, value in texts.items():
+            _utf8(value, f"the {what} of {e.name!r}")
+        vector = np.asarray(e.vector, dtype="<f4")
+        if vector.ndim != 1 or not np.isfinite(vector).all():
+            raise InvalidInputError(f"the vector of {e.name!r} must be one row of finite numbers")
+        return (e.name, *texts.values(), int(e.n), meta_json, vector.tobytes())
+
+    def insert(self, db: sqlite3.Connection, e: TaskEmbedding) -> int:
+        """Insert ``e`` (inside ``transaction()``); returns its row id. Checked as :meth:`columns`."""
+        *head, meta_json, vector = self.columns(e)
         created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         cur = db.execute(
             "INSERT INTO embeddings (name, kind, mode, method, model, prompt, dataset, n, created, meta, "
             "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                e.name,
-                e.kind,
-                e.mode,
-                e.method,
-                text("model"),
-                text("prompt"),
-                dataset,
-                int(e.n),
-                created,
-                meta_json,
-                e.vector.astype("<f4").tobytes(),
-            ),
+            (*head, created, meta_json, vector),
         )
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
     def delete(self, db: sqlite3.Connection, name: str) -> int | None:
         """Delete by name (inside ``transaction()``); returns the deleted row id, if any."""
+        if not _storable(name):
+            return None
         row = db.execute("SELECT id FROM embeddings WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
@@ -258,6 +293,8 @@ class Store:
         return int(row[0])
 
     def get(self, name: str, dim: int) -> Row | None:
+        if not _storable(name):
+            return None
         row = self._db.execute(f"SELECT {_COLUMNS} FROM embeddings WHERE name = ?", (name,)).fetchone()
         return None if row is None else self._row(row, dim)
 
@@ -272,7 +309,15 @@ class Store:
 
     def names(self) -> list[tuple[int, str, str]]:
         """``(id, name, kind)`` of every row, by id, without reading the vectors."""
-        return self._db.execute("SELECT id, name, kind FROM embeddings ORDER BY id").fetchall()
+        return self._named(self._db.execute("SELECT id, name, kind FROM embeddings ORDER BY id").fetchall())
+
+    def _named(self, rows: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+        for rowid, name, kind in rows:
+            if not isinstance(name, str) or not name or kind not in _KINDS:
+                raise InvalidInputError(
+                    f"{self.path}: row {rowid} has no valid name or kind ({name!r}, {kind!r}): the file is damaged"
+                )
+        return rows
 
     def names_of(self, ids: list[int]) -> list[tuple[int, str, str]]:
         """``(id, name, kind)`` of the rows ``ids`` that exist."""
@@ -281,7 +326,7 @@ class Store:
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             out += self._db.execute(f"SELECT id, name, kind FROM embeddings WHERE id IN ({marks})", chunk)
-        return out
+        return self._named(out)
 
     def vectors(self, ids: list[int], dim: int) -> np.ndarray:
         """The float32 vectors of rows ``ids`` (in that order, repeats allowed); :class:`KeyError` for
@@ -294,9 +339,7 @@ class Store:
             for rowid, name, blob in self._db.execute(
                 f"SELECT id, name, vector FROM embeddings WHERE id IN ({marks})", chunk
             ):
-                if not isinstance(blob, bytes) or len(blob) != 4 * dim:
-                    raise InvalidInputError(f"{self.path}: the vector of {name!r} is damaged")
-                found[rowid] = np.frombuffer(blob, dtype="<f4")
+                found[rowid] = self._vector(rowid, name, blob, dim)
         if len(found) != len(unique):
             raise KeyError(f"rows {sorted(set(unique) - set(found))[:5]} are not in the space")
         if not ids:
@@ -307,9 +350,8 @@ class Store:
         """``(ids, kinds, float32 vectors)`` of every row, by id, ``block`` rows at a time."""
         cur = self._db.execute("SELECT id, kind, name, vector FROM embeddings ORDER BY id")
         while rows := cur.fetchmany(block):
-            for _, _, name, blob in rows:
-                if not isinstance(blob, bytes) or len(blob) != 4 * dim:
-                    raise InvalidInputError(f"{self.path}: the vector of {name!r} is damaged")
+            for rowid, _, name, blob in rows:
+                self._vector(rowid, name, blob, dim)
             vecs = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim)
             yield [r[0] for r in rows], [r[1] for r in rows], vecs.astype(np.float32)
 
@@ -321,6 +363,8 @@ class Store:
 
     def set_baseline(self, model: str, mode: str, probe: dict[str, Any]) -> datetime:
         """Store (or replace) a model's drift baseline: its probe texts and outputs then."""
+        _utf8(model, "the model name")
+        _utf8(mode, "the mode")
         created = datetime.now(timezone.utc)
         try:
             payload = json.dumps(probe, allow_nan=False, separators=(",", ":"))
@@ -336,7 +380,7 @@ class Store:
 
     def baseline(self, model: str) -> tuple[str, datetime, dict[str, Any]] | None:
         """``(mode, created, probe)`` of a model's drift baseline, or ``None``."""
-        if "drift_baselines" not in self._tables():
+        if "drift_baselines" not in self._tables() or not _storable(model):
             return None
         row = self._db.execute(
             "SELECT mode, created, probe FROM drift_baselines WHERE model = ?", (model,)
@@ -350,6 +394,7 @@ class Store:
 
     def add_drift(self, model: str, drifted: bool, report: dict[str, Any]) -> datetime:
         """Append one drift check of ``model`` with the current UTC time; returns that time."""
+        _utf8(model, "the model name")
         created = datetime.now(timezone.utc)
         with self.transaction() as db:
             self._drift_tables(db)
@@ -366,7 +411,7 @@ class Store:
 
     def drift_checks(self, model: str | None = None) -> list[tuple[str, datetime, dict[str, Any]]]:
         """``(model, created, report)`` of the stored drift checks (of one model), oldest first."""
-        if "drift_checks" not in self._tables():
+        if "drift_checks" not in self._tables() or (model is not None and not _storable(model)):
             return []
         sql = "SELECT model, created, report FROM drift_checks"
         args: tuple[Any, ...] = ()
@@ -381,18 +426,56 @@ class Store:
                 raise InvalidInputError(f"{self.path}: damaged drift check of {name!r} ({e})") from None
         return out
 
-    def _row(self, r: tuple[Any, ...], dim: int) -> Row:
-        rowid, name, kind, mode, method, model, prompt, dataset, n, created, meta, blob = r
+    def _vector(self, rowid: int, name: Any, blob: Any, dim: int) -> np.ndarray:
+        """A stored vector, checked: the right length and finite, or :class:`InvalidInputError`
+        naming the row (a NaN vector would otherwise rank first everywhere)."""
+        where = f"{self.path}: row {rowid} ({name!r})"
         if not isinstance(blob, bytes) or len(blob) != 4 * dim:
             raise InvalidInputError(
-                f"{self.path}: the vector of {name!r} has {len(blob) if isinstance(blob, bytes) else 'no'} "
-                f"bytes, expected {4 * dim}: the file is damaged"
+                f"{where}: its vector has {len(blob) if isinstance(blob, bytes) else 'no'} "
+                f"bytes, expected {4 * dim} (dim {dim}): the file is damaged"
             )
+        vector = np.frombuffer(blob, dtype="<f4")
+        finite = np.isfinite(vector)
+        if not finite.all():
+            bad = np.flatnonzero(~finite)
+            raise InvalidInputError(
+                f"{where}: its vector holds {bad.size} non-finite value(s) (first {vector[bad[0]]} at "
+                f"index {int(bad[0])}): the file is damaged"
+            )
+        return vector
+
+    def _row(self, r: tuple[Any, ...], dim: int) -> Row:
+        """A stored row, checked: a damaged or forged file raises :class:`InvalidInputError` naming the
+        row, rather than giving wrong answers later (a NaN vector would rank first everywhere)."""
+        rowid, name, kind, mode, method, model, prompt, dataset, n, created, meta, blob = r
+        where = f"{self.path}: row {rowid} ({name!r})"
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"{where} has no valid name: the file is damaged")
+        if kind not in _KINDS or mode not in _MODES or not isinstance(method, str):
+            raise InvalidInputError(
+                f"{where} has kind {kind!r}, mode {mode!r}, method {method!r}: the file is damaged"
+            )
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidInputError(f"{where} has n = {n!r}, not a count: the file is damaged")
+        first = self.mode()
+        if mode != first:
+            raise InvalidInputError(
+                f"{where} is in {mode} mode, earlier rows in {first} mode; a space holds one mode: "
+                "the file is damaged"
+            )
+        if not all(v is None or isinstance(v, str) for v in (model, prompt, dataset)):
+            raise InvalidInputError(
+                f"{where} has a model, prompt or dataset that is not text: the file is damaged"
+            )
+        vector = self._vector(rowid, name, blob, dim)
         try:
             meta_obj = json.loads(meta)
             stamp = datetime.fromisoformat(created)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"{self.path}: damaged metadata for {name!r} ({e})") from None
+        except (TypeError, ValueError, RecursionError) as e:
+            raise InvalidInputError(f"{where}: damaged metadata ({e})") from None
+        if not isinstance(meta_obj, dict):
+            raise InvalidInputError(f"{where}: its meta is not a JSON object: the file is damaged")
         return Row(
             id=int(rowid),
             name=name,
@@ -402,8 +485,8 @@ class Store:
             model=model,
             prompt=prompt,
             dataset=dataset,
-            n=int(n),
+            n=n,
             created=stamp,
             meta=meta_obj,
-            vector=np.frombuffer(blob, dtype="<f4").astype(np.float32),
+            vector=vector,
         )

@@ -141,7 +141,11 @@ class TaskSpace:
             store.close()
         if config is None:
             raise InvalidInputError(f"{path}: the space records no surrogate")
-        return cls(Surrogate.from_config(json.loads(config)), path, index_threshold=index_threshold)
+        try:
+            surrogate = Surrogate.from_config(json.loads(config))
+        except (ValueError, TypeError, KeyError, RecursionError) as e:  # InvalidInputError is a ValueError
+            raise InvalidInputError(f"{path}: the recorded surrogate is damaged ({e})") from None
+        return cls(surrogate, path, index_threshold=index_threshold)
 
     def _claim(self) -> None:
         """Record our surrogate in a new file, or check that an existing file's is ours."""
@@ -333,6 +337,7 @@ class TaskSpace:
                 )
             if e.vector.shape != (self._dim,) or not np.isfinite(e.vector).all():
                 raise InvalidInputError(f"the vector of {e.name!r} is not {self._dim} finite numbers")
+            Store.columns(e)  # what SQLite cannot store faithfully (lone surrogates) is refused here
             if e.name in seen:
                 raise InvalidInputError(f"{e.name!r} appears twice in the batch")
             seen.add(e.name)
