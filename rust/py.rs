@@ -302,10 +302,12 @@ fn featurize<'py>(
 /// a checksum (see `text::scan_windows4`); not part of the surrogate.
 #[pyfunction]
 #[pyo3(signature = (texts,))]
-fn scan_windows4(py: Python<'_>, texts: Vec<String>) -> u64 {
-    py.detach(|| {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        text::scan_windows4(&refs)
+fn scan_windows4(py: Python<'_>, texts: Vec<String>) -> PyResult<u64> {
+    guard("scan_windows4", || {
+        Ok(py.detach(|| {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            text::scan_windows4(&refs)
+        }))
     })
 }
 

@@ -21,6 +21,7 @@ __all__ = [
     "featurize",
     "hash64",
     "pairs_above",
+    "scan_windows4",
     "simd_backend",
     "sketch_triangles",
     "solve_spd_batch",
