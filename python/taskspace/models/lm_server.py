@@ -2,7 +2,8 @@
 OpenAI-shaped greedy completions with real token log-probabilities.
 
 Concurrent requests for one model are batched: the batcher takes every request waiting when the model
-becomes free (up to :data:`MAX_LM_BATCH` prompts with the same ``max_tokens`` and ``top_logprobs``) and
+becomes free (up to :data:`MAX_LM_BATCH` prompts with the same ``max_tokens`` and ``top_logprobs``,
+waiting up to :data:`BATCH_WINDOW` for as many as the previous batch held) and
 answers them with one :meth:`GGUFModel.complete` call in a worker thread, so the event loop keeps
 accepting requests meanwhile and the batch shares one forward pass and its common prompt prefix.
 
@@ -34,6 +35,8 @@ __all__ = [
 
 #: Most prompts answered in one forward pass.
 MAX_LM_BATCH = 16
+#: Longest wait for a batch to fill up again (seconds): a few percent of one forward pass.
+BATCH_WINDOW = 0.005
 #: Answer tokens when a request does not say (OpenAI's completions default).
 DEFAULT_MAX_TOKENS = 16
 
@@ -65,10 +68,21 @@ class LMBatcher:
         self._pending.extendleft(reversed(rest))
         return batch
 
+    async def _gather(self, last: int) -> None:
+        """After a batch of ``last`` prompts, its clients send their next requests within a few
+        milliseconds of their answers: wait up to :data:`BATCH_WINDOW` for as many to arrive, so the
+        next forward pass is as wide as the last one instead of one prompt wide."""
+        deadline = asyncio.get_running_loop().time() + BATCH_WINDOW
+        while len(self._pending) < min(last, MAX_LM_BATCH) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.0005)
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
+        last = 1
         while self._pending:
+            await self._gather(last)
             batch = self._next_batch()
+            last = len(batch)
             prompts = [job[0] for job in batch]
             _, max_tokens, top, _ = batch[0]
             try:
