@@ -109,14 +109,11 @@ def _label_keys(labels: Sequence[Any]) -> list[str]:
 
 def soft_labels(labels: Any, n: int) -> np.ndarray:
     """Validated float32 (n, C) label distributions."""
-    try:
-        arr = np.asarray(labels)
-    except ValueError as e:  # ragged nested lists
-        raise InvalidInputError(f"soft labels must form an (n, C) array: {e}") from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"soft labels must be a numeric (n, C) array, got dtype {arr.dtype}")
+    arr = numeric_array(
+        labels,
+        ragged="soft labels must form an (n, C) array",
+        not_numeric="soft labels must be a numeric (n, C) array",
+    )
     if arr.ndim != 2:
         raise InvalidInputError(f"soft labels must be 2-D (n, C), got shape {arr.shape}")
     same_length(n, arr.shape[0], "labels")
@@ -166,16 +163,26 @@ def n_threads(value: int | None) -> int:
     return int(value)
 
 
-def matrix(x: Any, what: str) -> np.ndarray:
-    """A finite, C-contiguous float32 2-D array (a 1-D input becomes one row)."""
+def numeric_array(x: Any, *, ragged: str, not_numeric: str) -> np.ndarray:
+    """``np.asarray(x)`` of a numeric (integer or floating) dtype: ragged nested sequences raise
+    :class:`InvalidInputError` (``"{ragged}: ..."``), anything else :class:`TypeError`
+    (``"{not_numeric}, got dtype ..."``)."""
     try:
         arr = np.asarray(x)
     except ValueError as e:  # ragged nested sequences
-        raise InvalidInputError(f"{what} must form a rectangular array: {e}") from None
+        raise InvalidInputError(f"{ragged}: {e}") from None
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
-        raise TypeError(f"{what} must be a numeric array, got dtype {arr.dtype}")
+        raise TypeError(f"{not_numeric}, got dtype {arr.dtype}")
+    return arr
+
+
+def matrix(x: Any, what: str) -> np.ndarray:
+    """A finite, C-contiguous float32 2-D array (a 1-D input becomes one row)."""
+    arr = numeric_array(
+        x, ragged=f"{what} must form a rectangular array", not_numeric=f"{what} must be a numeric array"
+    )
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2:

@@ -192,14 +192,11 @@ class CachedEncoder:
         return np.stack([r for r in rows if r is not None]).astype(np.float32, copy=False)
 
     def _checked(self, out: Any, n: int) -> np.ndarray:
-        try:
-            arr = np.asarray(out)
-        except ValueError as e:  # ragged nested lists
-            raise InvalidInputError(f"encoder {self.name} returned a ragged array: {e}") from None
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-        ):
-            raise TypeError(f"encoder {self.name} must return numeric vectors, got dtype {arr.dtype}")
+        arr = _checks.numeric_array(
+            out,
+            ragged=f"encoder {self.name} returned a ragged array",
+            not_numeric=f"encoder {self.name} must return numeric vectors",
+        )
         if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] < 1:
             raise InvalidInputError(
                 f"encoder {self.name} must return an (n, d) array with one row per text; "

@@ -8,8 +8,9 @@ whole vocabulary.
 
 Cost: a batch of prompts is one forward pass (their first answer token comes from one set of matrix
 products), and the longest token prefix the batch shares with the previous one is computed once and
-reused (requests of one prompt template share their instruction). Each further answer token is a
-one-token step. For classification, where the probe reads the first answer token, ask for
+reused (requests of one prompt template share their instruction). A prompt that wants more than
+one answer token is then continued alone: its suffix is run once more to build its own KV cache
+(the batched pass keeps only the last logits), then each further token is a one-token step. For classification, where the probe reads the first answer token, ask for
 ``max_tokens: 1``.
 
 Example:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from abc import ABC, abstractmethod
 from typing import Any
 
 from taskspace.errors import InvalidInputError
@@ -25,19 +26,22 @@ __all__ = ["BytePairTokenizer", "SentencePieceTokenizer", "Tokenizer", "tokenize
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
 
 
-class Tokenizer:
-    """Common surface: ``encode(text) -> list[int]``, ``decode(ids)``, ``token(id)``, ``id_of(text)``."""
+class Tokenizer(ABC):
+    """What a GGUF model's tokenizer offers: ``encode``, ``decode``, ``token_text`` and ``special``."""
 
     bos_id: int | None
     eos_id: int | None
     add_bos: bool
     tokens: list[str]
+    _ids: dict[str, int]
 
+    @abstractmethod
     def encode(self, text: str) -> list[int]:
-        raise NotImplementedError
+        """Token ids of ``text``, never parsing special tokens in it."""
 
+    @abstractmethod
     def decode(self, ids: list[int]) -> str:
-        raise NotImplementedError
+        """The text of ``ids`` (control tokens contribute nothing)."""
 
     def token_text(self, token_id: int) -> str:
         """The text a single token stands for (what an OpenAI-style ``logprobs`` entry shows)."""

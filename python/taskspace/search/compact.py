@@ -191,9 +191,6 @@ class CompactIndex:
     def part_of(self, rowid: int) -> int:
         return int(self.part[self._label_of[rowid]])
 
-    def live_ids(self) -> np.ndarray:
-        return self.ids[self.live]
-
     def bytes_per_item(self) -> dict[str, int]:
         """Bytes per item: codes + scale, projected copy, graph (estimated from hnswlib's layout)."""
         graph = 4 * self.proj_dim + 8 * self.M + 4 * self.M * 2 + 16
@@ -348,9 +345,6 @@ class CompactIndex:
         g.set_ef(max(kk, 64))
         found, _ = g.knn_query(vecs, kk, self.n_threads)
         return found.astype(np.int64)
-
-    def labels_of(self, ids: np.ndarray) -> np.ndarray:
-        return np.array([self._label_of[i] for i in ids.tolist()], dtype=np.int64)
 
     # -- persistence -----------------------------------------------------------------------------------
     def save(self, directory: Path, *, generation: int, meta: dict[str, Any]) -> bool:

@@ -298,10 +298,6 @@ class Store:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM embeddings WHERE name = ?", (name,)).fetchone()
         return None if row is None else self._row(row, dim)
 
-    def rows(self, dim: int) -> Iterator[Row]:
-        for row in self._db.execute(f"SELECT {_COLUMNS} FROM embeddings ORDER BY id"):
-            yield self._row(row, dim)
-
     def mode(self) -> str | None:
         """The mode of the stored embeddings (one per space), ``None`` when there are none."""
         row = self._db.execute("SELECT mode FROM embeddings LIMIT 1").fetchone()
